@@ -377,6 +377,14 @@ class Config(_Strict):
     training: TrainingConfig = TrainingConfig()
     tracking: TrackingConfig = TrackingConfig()
 
+    @field_validator("profiles", mode="before")
+    @classmethod
+    def _merge_default_profiles(cls, value: Any) -> Any:
+        """Profiles given in YAML add to or replace the three defaults; the others are kept."""
+        if isinstance(value, dict):
+            return {**_default_profiles(), **value}
+        return value
+
     @model_validator(mode="after")
     def _agents_and_profiles(self) -> Config:
         if not self.agents:

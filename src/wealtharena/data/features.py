@@ -267,7 +267,8 @@ def compute_market_features(market: MarketData, cfg: FeaturesConfig) -> tuple[np
     if market.benchmark is not None:
         index = market.benchmark
     else:  # equal-weight index of the assets, rebalanced daily
-        mean_r = np.nan_to_num(np.nanmean(asset_r1, axis=1), nan=0.0)
+        mean_r = np.zeros(len(close))
+        mean_r[1:] = asset_r1[1:].mean(axis=1)
         index = 100.0 * np.exp(np.cumsum(mean_r))
     r1 = _logret(index, 1)
     vol21 = talib.STDDEV(r1, 21, 1.0) * np.sqrt(ANNUAL)

