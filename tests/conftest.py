@@ -88,3 +88,30 @@ def csv_config(folder: Path, **data) -> Config:
     }
     base.update(data)
     return config_from_dict({"data": base})
+
+
+LOOSE_RISK = dict(max_position=1.0, vol_target=None, stop_loss=None, take_profit=None, max_drawdown=1.0,
+                  halt_drawdown=1.0, var_limit=1.0, max_correlation=1.0)
+
+
+def risk_config(**overrides):
+    """A RiskConfig with every limit off except those given."""
+    from wealtharena.config import RiskConfig
+
+    return RiskConfig(**{**LOOSE_RISK, **overrides})
+
+
+def synthetic_market(close: np.ndarray, start: str = "2000-01-03", open_: np.ndarray | None = None):
+    """A MarketData over a given close path [T, N] (business days), splits 60/20/20."""
+    from wealtharena.data.market_data import MarketData
+
+    t, n = close.shape
+    dates = pd.bdate_range(start, periods=t).to_numpy().astype("datetime64[D]")
+    fields, values = ("close",), close[:, :, None]
+    if open_ is not None:
+        fields, values = ("open", "close"), np.stack([open_, close], axis=2)
+    a, b = int(t * 0.6), int(t * 0.8)
+    return MarketData(dates=dates, tickers=tuple(f"S{i}" for i in range(n)), fields=fields,
+                      values=values.astype(np.float64), benchmark=None, benchmark_name=None,
+                      splits={"train": (0, a), "validation": (a, b), "test": (b, t)}, source="synthetic",
+                      provider="synthetic")

@@ -206,11 +206,14 @@ class EnvConfig(_Strict):
 
 # ------------------------------------------------------------------------------------- risk
 class RiskConfig(_Strict):
-    """Hard and soft limits enforced by the risk manager every step (fractions of portfolio value)."""
+    """Limits enforced by the risk manager every step (fractions of portfolio value). Long-only.
+
+    `vol_target` is a ceiling: exposure is scaled down when the trailing portfolio volatility
+    (annualised) would exceed it, never up. `max_leverage` above 1 lets the book borrow cash.
+    """
 
     max_position: PositiveFraction = 0.15
     max_leverage: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
-    allow_short: bool = False
     vol_target: Positive | None = 0.12
     vol_lookback: Annotated[int, Field(ge=5, le=504)] = 63
     stop_loss: PositiveFraction | None = 0.08
@@ -218,7 +221,7 @@ class RiskConfig(_Strict):
     reentry_cooldown_days: Annotated[int, Field(ge=0, le=252)] = 5
     max_drawdown: PositiveFraction = 0.15
     halt_drawdown: PositiveFraction = 0.25
-    resume: Literal["never", "cooldown", "recovery"] = "cooldown"
+    resume: Literal["never", "cooldown"] = "cooldown"
     resume_after_days: Annotated[int, Field(ge=0, le=504)] = 21
     var_confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     var_limit: PositiveFraction = 0.05
@@ -259,6 +262,11 @@ class RewardWeights(_Strict):
     diversification: NonNegative = 0.2
 
 
+# Market-only risk quantities are computed once per date and shared by all agents, so the windows
+# they use cannot differ between profiles.
+SHARED_RISK_KEYS = ("vol_lookback", "var_lookback", "var_method", "var_confidence", "correlation_lookback")
+
+
 class ProfileConfig(_Strict):
     """A profile: reward weights plus risk-limit overrides on top of the top-level `risk` section."""
 
@@ -268,9 +276,14 @@ class ProfileConfig(_Strict):
     @field_validator("risk")
     @classmethod
     def _known_risk_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        allowed = sorted(set(RiskConfig.model_fields) - set(SHARED_RISK_KEYS))
         unknown = sorted(set(value) - set(RiskConfig.model_fields))
         if unknown:
-            raise ValueError(f"unknown risk keys {unknown}; allowed: {sorted(RiskConfig.model_fields)}")
+            raise ValueError(f"unknown risk keys {unknown}; allowed: {allowed}")
+        shared = sorted(set(value) & set(SHARED_RISK_KEYS))
+        if shared:
+            raise ValueError(f"{shared} are shared by all agents (market quantities are computed once per date); "
+                             "set them in the top-level 'risk' section")
         return value
 
 

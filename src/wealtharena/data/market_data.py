@@ -147,6 +147,7 @@ def align(frames: dict[str, pd.DataFrame], benchmark: pd.Series | None, benchmar
         late = [t for t, d in firsts.items() if d == start]
         log.warning("panel starts %s, the first day every ticker has a price (latest starter: %s)",
                     start.date(), ", ".join(late))
+    first_day = calendar[0]
     calendar = calendar[calendar >= start]
 
     reports: list[TickerReport] = []
@@ -199,7 +200,7 @@ def align(frames: dict[str, pd.DataFrame], benchmark: pd.Series | None, benchmar
         bench = b.to_numpy(dtype=np.float64)
     dates = calendar.to_numpy().astype("datetime64[D]")
     report = LoadReport(tickers=reports, quality=quality,
-                        trimmed_start=start.date() if start > pd.Timestamp(cfg.load_start) else None)
+                        trimmed_start=start.date() if start > first_day else None)
     return MarketData(dates=dates, tickers=tuple(kept), fields=fields, values=values, benchmark=bench,
                       benchmark_name=benchmark_name, splits=split_rows(dates, cfg.splits),
                       source=source, provider=provider, report=report)

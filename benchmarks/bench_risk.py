@@ -1,0 +1,71 @@
+#!/usr/bin/env python
+"""Risk manager + book step for K portfolios: steps/s on N=20 (the sample set) and N=500 (synthetic).
+
+    python benchmarks/bench_risk.py [--steps 3000]
+
+One step = risk gate + rebalance with costs + mark-to-market, for all K portfolios together.
+Random Dirichlet target weights (every asset held, so the correlation gate is busy).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+
+from wealtharena.config import Config, config_from_dict
+from wealtharena.data import load_market_data
+from wealtharena.data.market_data import MarketData
+from wealtharena.portfolio import PortfolioManager
+
+
+def synthetic(n_assets: int, n_days: int = 3000, seed: int = 0) -> MarketData:
+    rng = np.random.default_rng(seed)
+    factor = rng.normal(0, 0.01, (n_days, 1))
+    r = 0.6 * factor + rng.normal(0.0003, 0.015, (n_days, n_assets))
+    close = 50 * np.exp(np.cumsum(r, axis=0))
+    dates = pd.bdate_range("2000-01-03", periods=n_days).to_numpy().astype("datetime64[D]")
+    a, b = int(n_days * 0.6), int(n_days * 0.8)
+    return MarketData(dates=dates, tickers=tuple(f"S{i}" for i in range(n_assets)), fields=("close",),
+                      values=close[:, :, None], benchmark=None, benchmark_name=None,
+                      splits={"train": (0, a), "validation": (a, b), "test": (b, n_days)},
+                      source="synthetic", provider="synthetic")
+
+
+def measure(market: MarketData, cfg: Config, k: int, steps: int, start: int) -> tuple[float, float]:
+    risks = [cfg.profile_risk(a.profile) for a in cfg.agents][:k]
+    t0 = time.perf_counter()
+    pm = PortfolioManager(market, risks, cfg.env.execution, cfg.env.initial_cash)
+    build = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    targets = rng.dirichlet(np.ones(market.n_assets + 1), size=(steps, k))[:, :, : market.n_assets]
+    pm.reset(start)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        if pm.t >= market.n_dates - 2:
+            pm.reset(start)
+        pm.step(targets[i], validate=False)
+    return steps / (time.perf_counter() - t0), build
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--steps", type=int, default=3000)
+    args = p.parse_args()
+    logging.disable(logging.WARNING)
+    cfg = config_from_dict({"data": {"quality": {"warn_only": ["jump"]}}})
+    sample = load_market_data(cfg.data)
+    rows = []
+    for label, market, start in (("sample, N=20", sample, sample.splits["validation"][0]),
+                                 ("synthetic, N=500", synthetic(500), 300)):
+        for k in (1, 5):
+            sps, build = measure(market, cfg, k, args.steps if market.n_assets < 100 else args.steps // 5, start)
+            rows.append({"data": label, "K": k, "steps/s": round(sps), "agent-steps/s": round(sps * k),
+                         "us/step": round(1e6 / sps, 1), "build s": round(build, 2)})
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The book: cash, holdings and entry prices of K portfolios at once (arrays shaped [K, N]).
+
+Everything is in shares and currency; weights are derived at a price. `rebalance` turns target
+weights (decided at the close of t, on the value marked at that close) into orders that fill on
+t+1 through the `ExecutionModel`, pays commission and slippage, and never lets cash fall below
+-(max_leverage - 1) * value: buys are scaled down pro rata when a gap up would overdraw it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from wealtharena.portfolio.execution import ExecutionModel
+
+
+@dataclass
+class Fill:
+    """What one rebalance did, per portfolio: costs in currency, traded value over portfolio value."""
+
+    commission: np.ndarray   # [K]
+    slippage: np.ndarray     # [K]
+    traded: np.ndarray       # [K] sum |order value| / value (two-way turnover)
+    scaled: np.ndarray       # [K] bool: buys were scaled down for lack of cash
+
+    @property
+    def costs(self) -> np.ndarray:
+        return self.commission + self.slippage
+
+
+class Book:
+    def __init__(self, n_agents: int, n_assets: int, initial_cash: float, max_leverage: np.ndarray | float = 1.0):
+        self.k, self.n = n_agents, n_assets
+        self.initial_cash = float(initial_cash)
+        self.max_leverage = np.broadcast_to(np.asarray(max_leverage, dtype=np.float64), (n_agents,)).copy()
+        self.shares = np.zeros((n_agents, n_assets))
+        self.entry = np.zeros((n_agents, n_assets))
+        self.cash = np.full(n_agents, self.initial_cash)
+        self.value = np.full(n_agents, self.initial_cash)
+        self._pos_value = np.zeros((n_agents, n_assets))
+
+    def reset(self) -> None:
+        self.shares.fill(0.0)
+        self.entry.fill(0.0)
+        self.cash.fill(self.initial_cash)
+        self.value.fill(self.initial_cash)
+        self._pos_value.fill(0.0)
+
+    def mark(self, close: np.ndarray) -> np.ndarray:
+        """Value every portfolio at `close` ([N]); returns value [K] (also kept in `self.value`)."""
+        np.multiply(self.shares, close, out=self._pos_value)
+        np.add(self.cash, self._pos_value.sum(axis=1), out=self.value)
+        return self.value
+
+    def weights(self) -> np.ndarray:
+        """Weights [K, N] at the last `mark` (position value over portfolio value)."""
+        return self._pos_value / self.value[:, None]
+
+    def rebalance(self, target: np.ndarray, close: np.ndarray, t: int, execution: ExecutionModel) -> Fill:
+        """Trade from the current holdings to `target` weights [K, N], decided at close t, filled at t+1."""
+        value = self.value
+        fill = execution.fill[t]
+        delta = target * value[:, None] / close - self.shares
+        order_value = np.abs(delta) * fill
+        slip = execution.slippage(t, order_value)
+        buy = delta > 0
+        signed_slip = np.where(buy, slip, -slip)
+        px = fill * (1.0 + signed_slip)
+        flow = delta * px                                  # cash spent (+) or received (-) per order
+        commission = execution.commission * order_value
+        cash_after = self.cash - flow.sum(axis=1) - commission.sum(axis=1)
+        floor = -(self.max_leverage - 1.0) * value
+        scaled = cash_after < floor - 1e-9
+        if scaled.any():
+            buys = np.where(buy, flow + commission, 0.0).sum(axis=1)
+            sells = np.where(buy, 0.0, -flow - commission).sum(axis=1)
+            alpha = np.clip((self.cash + sells - floor) / np.maximum(buys, 1e-300), 0.0, 1.0)
+            factor = np.where(buy & scaled[:, None], alpha[:, None], 1.0)
+            delta *= factor
+            order_value *= factor
+            flow *= factor
+            commission *= factor
+            cash_after = self.cash - flow.sum(axis=1) - commission.sum(axis=1)
+        new_shares = self.shares + delta
+        # Average cost of a position: adds blend in at their fill price; sells keep it; an exit clears it.
+        added = buy & (new_shares > 0)
+        self.entry = np.where(added, (self.shares * self.entry + flow) / np.where(added, new_shares, 1.0), self.entry)
+        closed = new_shares <= 1e-12
+        self.entry[closed] = 0.0
+        new_shares[closed] = 0.0
+        self.shares = new_shares
+        self.cash = cash_after
+        slippage = (order_value * slip).sum(axis=1)
+        return Fill(commission=commission.sum(axis=1), slippage=slippage,
+                    traded=order_value.sum(axis=1) / value, scaled=scaled)

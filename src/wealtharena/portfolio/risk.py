@@ -1,0 +1,406 @@
+"""The risk gate between any agent (RL or baseline) and the book, for K portfolios at once.
+
+`RiskManager.apply(target, t)` takes target weights [K, N] decided at the close of day t and
+returns the weights it allows. Every cut carries a reason, flagged for the step (`events(k)`),
+counted (`counts`) and logged at DEBUG. Steps, in this order:
+
+1. drawdown state, from the value marked at the close of t against its peak:
+   NORMAL -> REDUCING at `max_drawdown` (only trades that cut risk: no weight may rise);
+   -> HALTED at `halt_drawdown` (everything to cash). REDUCING returns to NORMAL below
+   `max_drawdown`; HALTED resumes after `resume_after_days` with the peak reset to the current
+   value (`resume: cooldown`), or never (`resume: never`).              reasons: drawdown_reduce, drawdown_halt, resume
+2. stop-loss / take-profit per position against its average entry price, then a re-entry
+   cool-down of `reentry_cooldown_days` for that asset.                 reasons: stop_loss, take_profit, cooldown
+3. options: regime multiplier on exposure, fractional Kelly cap, volatility-scaled sizes.
+                                                                        reasons: regime, kelly, vol_sizing
+4. position cap `max_position`.                                         reason: position_cap
+5. correlation: of two holdings above `correlation_min_weight` whose trailing correlation
+   exceeds `max_correlation`, the smaller (on a tie, the later in the universe) is cut to
+   `correlation_min_weight`; holdings are visited from the largest down.  reason: correlation
+6. leverage: the sum of weights is scaled to at most `max_leverage`.     reason: leverage
+7. REDUCING: each weight is capped at its current weight.               reason: drawdown_reduce
+8. volatility ceiling and VaR: trailing portfolio volatility (annualised, `vol_lookback` days)
+   at most `vol_target`, and one-day VaR at `var_confidence` (`var_lookback` days, historical or
+   parametric) at most `var_limit`; both scale every weight down by the same factor, which
+   keeps steps 2-7 true.                                                reasons: vol_target, var_limit
+
+Guarantee (tested by property tests): after `apply`, every weight is in [0, max_position], the
+sum is at most max_leverage, no two holdings above the correlation size are correlated above
+the limit, volatility and VaR are within their limits, a HALTED book holds nothing, a REDUCING
+book increases nothing, and assets in cool-down are not held. Between decisions, prices drift:
+limits hold at decision time, and the next decision restores them.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import norm
+
+from wealtharena.config import RiskConfig
+from wealtharena.errors import RiskInputError
+from wealtharena.portfolio.market_risk import MarketRisk
+
+log = logging.getLogger(__name__)
+
+REASONS = ("position_cap", "vol_target", "stop_loss", "take_profit", "cooldown", "drawdown_reduce",
+           "drawdown_halt", "var_limit", "correlation", "leverage", "regime", "kelly", "vol_sizing", "resume")
+R = {name: i for i, name in enumerate(REASONS)}
+STATES = ("normal", "reducing", "halted")
+NORMAL, REDUCING, HALTED = 0, 1, 2
+ANNUAL = 252.0
+TOL = 1e-9
+_nz = np.count_nonzero  # the cheapest "any" on a small bool array
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """Per-portfolio limits as arrays [K] (one row per agent), from each agent's RiskConfig."""
+
+    max_position: np.ndarray
+    max_leverage: np.ndarray
+    vol_target: np.ndarray           # inf when off
+    stop_loss: np.ndarray            # inf when off
+    take_profit: np.ndarray          # inf when off
+    cooldown_days: np.ndarray
+    max_drawdown: np.ndarray
+    halt_drawdown: np.ndarray
+    resume_after: np.ndarray         # -1 = never
+    var_limit: np.ndarray
+    max_correlation: np.ndarray
+    corr_min_weight: np.ndarray
+    kelly_fraction: np.ndarray       # nan when off
+    vol_sizing: np.ndarray           # bool
+    regime_mult: np.ndarray | None   # [K, 3] or None when no agent uses it
+    vol_lookback: int
+    var_lookback: int
+    var_confidence: float
+    var_method: str
+
+    @classmethod
+    def from_configs(cls, risks: Sequence[RiskConfig]) -> RiskLimits:
+        first = risks[0]
+        shared = ("vol_lookback", "var_lookback", "var_confidence", "var_method", "correlation_lookback")
+        for r in risks[1:]:
+            for key in shared:
+                if getattr(r, key) != getattr(first, key):
+                    raise ValueError(f"risk.{key} must be the same for every agent")
+
+        def arr(fn, dtype=np.float64) -> np.ndarray:
+            return np.array([fn(r) for r in risks], dtype=dtype)
+
+        regime = None
+        if any(r.regime_multipliers for r in risks):
+            regime = np.array([[(r.regime_multipliers or {}).get(g, 1.0) for g in ("bull", "bear", "volatile")]
+                               for r in risks])
+        return cls(
+            max_position=arr(lambda r: r.max_position), max_leverage=arr(lambda r: r.max_leverage),
+            vol_target=arr(lambda r: r.vol_target if r.vol_target is not None else np.inf),
+            stop_loss=arr(lambda r: r.stop_loss if r.stop_loss is not None else np.inf),
+            take_profit=arr(lambda r: r.take_profit if r.take_profit is not None else np.inf),
+            cooldown_days=arr(lambda r: r.reentry_cooldown_days, np.int64),
+            max_drawdown=arr(lambda r: r.max_drawdown), halt_drawdown=arr(lambda r: r.halt_drawdown),
+            resume_after=arr(lambda r: r.resume_after_days if r.resume == "cooldown" else -1, np.int64),
+            var_limit=arr(lambda r: r.var_limit), max_correlation=arr(lambda r: r.max_correlation),
+            corr_min_weight=arr(lambda r: r.correlation_min_weight),
+            kelly_fraction=arr(lambda r: r.kelly_fraction if r.kelly_fraction is not None else np.nan),
+            vol_sizing=arr(lambda r: r.vol_scaled_sizing, bool), regime_mult=regime,
+            vol_lookback=first.vol_lookback, var_lookback=first.var_lookback,
+            var_confidence=first.var_confidence, var_method=first.var_method,
+        )
+
+
+def _std(x: np.ndarray) -> np.ndarray:
+    """Sample standard deviation along the last axis (ddof=1), without numpy's slow generic path."""
+    n = x.shape[1]
+    s1 = np.add.reduce(x, 1)
+    var = (np.add.reduce(x * x, 1) - s1 * s1 / n) / (n - 1)
+    return np.sqrt(np.maximum(var, 0.0))
+
+
+class RiskManager:
+    """See the module docstring. State: drawdown state, peak, cool-downs, event flags and counts."""
+
+    def __init__(self, limits: RiskLimits, market_risk: MarketRisk):
+        self.limits = limits
+        self.mr = market_risk
+        k, n = len(limits.max_position), market_risk.returns.shape[1]
+        self.k, self.n = k, n
+        self._z = float(norm.ppf(limits.var_confidence))
+        self._returns_t = np.ascontiguousarray(market_risk.returns.T)
+        self._lmax = max(limits.vol_lookback, limits.var_lookback)
+        self._var_pos = None
+        self._any_stops = bool(np.isfinite(limits.stop_loss).any() or np.isfinite(limits.take_profit).any())
+        self._any_kelly = bool(np.isfinite(limits.kelly_fraction).any())
+        self._any_vol_sizing = bool(limits.vol_sizing.any())
+        self._corr_thr = float(limits.max_correlation.min())
+        self._mixed_corr_thr = bool((limits.max_correlation != self._corr_thr).any())
+        self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if market_risk.corr is not None:
+            # every date's hot pairs at once: (t, i, j) sorted by t, with row offsets per date
+            tt, ii, jj = np.nonzero(np.triu(market_risk.corr > self._corr_thr, 1))
+            self._pairs = (ii, jj, market_risk.corr[tt, ii, jj])
+            self._pair_offsets = np.searchsorted(tt, np.arange(len(market_risk.corr) + 1))
+        self._mp = limits.max_position[:, None]
+        self._minw = limits.corr_min_weight[:, None]
+        self._debug = log.isEnabledFor(logging.DEBUG)
+        # state
+        self.state = np.zeros(k, dtype=np.int8)
+        self.peak = np.zeros(k)
+        self.halted_at = np.zeros(k, dtype=np.int64)
+        self.cooldown_until = np.zeros((k, n), dtype=np.int64)
+        self.flags = np.zeros((k, len(REASONS)), dtype=bool)
+        self.counts = np.zeros((k, len(REASONS)), dtype=np.int64)
+        self.asset_flags = {name: np.zeros((k, n), dtype=bool) for name in ("stop_loss", "take_profit", "correlation", "position_cap")}
+        self.port_vol = np.zeros(k)
+        self.var = np.zeros(k)
+        self.cvar = np.zeros(k)
+        self.drawdown = np.zeros(k)
+
+    # ------------------------------------------------------------------ lifecycle
+    def reset(self, value: np.ndarray) -> None:
+        self.state.fill(NORMAL)
+        self.peak[:] = value
+        self.halted_at.fill(0)
+        self.cooldown_until.fill(0)
+        self.flags.fill(False)
+        self.counts.fill(0)
+        self.drawdown.fill(0.0)
+        self.port_vol.fill(0.0)
+        self.var.fill(0.0)
+        self.cvar.fill(0.0)
+
+    def events(self, k: int) -> list[str]:
+        """Reasons flagged for portfolio k at the last `apply`."""
+        return [REASONS[j] for j in np.flatnonzero(self.flags[k])]
+
+    def explain(self, k: int, tickers: Sequence[str]) -> list[str]:
+        """Human-readable detail of the last step's asset-level cuts for portfolio k."""
+        out = []
+        for name, mask in self.asset_flags.items():
+            for i in np.flatnonzero(mask[k]):
+                out.append(f"{name}: {tickers[i]}")
+        if self.flags[k, R["drawdown_halt"]]:
+            out.append(f"drawdown_halt: drawdown {self.drawdown[k]:.1%} (state {STATES[self.state[k]]})")
+        if self.flags[k, R["drawdown_reduce"]]:
+            out.append(f"drawdown_reduce: drawdown {self.drawdown[k]:.1%}, no position may grow")
+        return out
+
+    # ------------------------------------------------------------------ checks
+    def validate(self, target: np.ndarray) -> np.ndarray:
+        target = np.asarray(target, dtype=np.float64)
+        if target.shape != (self.k, self.n):
+            raise RiskInputError(f"target weights must have shape ({self.k}, {self.n}) (agents, assets); got {target.shape}")
+        if not np.isfinite(target).all():
+            bad = np.argwhere(~np.isfinite(target))[0]
+            raise RiskInputError(f"target weight for agent {bad[0]}, asset {bad[1]} is {target[tuple(bad)]}: weights must be finite")
+        if (target < -TOL).any():
+            bad = np.argwhere(target < -TOL)[0]
+            raise RiskInputError(f"target weight for agent {bad[0]}, asset {bad[1]} is {target[tuple(bad)]:.4g}: "
+                                 "the book is long-only, weights must be >= 0")
+        sums = target.sum(axis=1)
+        over = sums > self.limits.max_leverage + 1e-6
+        if _nz(over):
+            k = int(np.argmax(over))
+            raise RiskInputError(f"target weights of agent {k} sum to {sums[k]:.4f}, above max_leverage "
+                                 f"{self.limits.max_leverage[k]}: map actions to weights that sum to at most that")
+        return np.maximum(target, 0.0)
+
+    # ------------------------------------------------------------------ the gate
+    def apply(self, target: np.ndarray, t: int, value: np.ndarray, current: np.ndarray,
+              close: np.ndarray, entry: np.ndarray, validate: bool = True) -> np.ndarray:
+        """Allowed weights [K, N] for targets decided at the close of t (see module docstring).
+
+        value [K] and current weights [K, N] are marked at the close of t; entry [K, N] is each
+        position's average entry price (0 when flat).
+        """
+        lim = self.limits
+        w = self.validate(target) if validate else np.array(target, dtype=np.float64)
+        flags = self.flags
+        flags.fill(False)
+
+        # 1. drawdown state machine
+        np.maximum(self.peak, value, out=self.peak)
+        dd = 1.0 - value / self.peak
+        self.drawdown[:] = dd
+        state = self.state
+        halt = (dd >= lim.halt_drawdown) & (state != HALTED)
+        if _nz(halt):
+            state[halt] = HALTED
+            self.halted_at[halt] = t
+        if _nz((state == HALTED)):
+            resume = (state == HALTED) & (lim.resume_after >= 0) & (t - self.halted_at >= lim.resume_after) & ~halt
+            if _nz(resume):
+                state[resume] = NORMAL
+                self.peak[resume] = value[resume]
+                dd[resume] = 0.0
+                flags[resume, R["resume"]] = True
+        state[(state == NORMAL) & (dd >= lim.max_drawdown)] = REDUCING
+        state[(state == REDUCING) & (dd < lim.max_drawdown)] = NORMAL
+
+        # 2. stops and cool-downs
+        held = entry > 0
+        if self._any_stops and held.any():
+            ratio = np.divide(close, entry, out=np.ones_like(entry), where=held)
+            stop = held & (ratio <= 1.0 - lim.stop_loss[:, None])
+            take = held & (ratio >= 1.0 + lim.take_profit[:, None])
+            self.asset_flags["stop_loss"][:] = stop
+            self.asset_flags["take_profit"][:] = take
+            exits = stop | take
+            if _nz(exits):
+                flags[:, R["stop_loss"]] = stop.any(axis=1)
+                flags[:, R["take_profit"]] = take.any(axis=1)
+                self.cooldown_until[exits] = t + np.broadcast_to(lim.cooldown_days[:, None], exits.shape)[exits]
+                w[exits] = 0.0
+        else:
+            self.asset_flags["stop_loss"].fill(False)
+            self.asset_flags["take_profit"].fill(False)
+        cooling = self.cooldown_until > t
+        if _nz(cooling):
+            blocked = cooling & (w > 0)
+            if _nz(blocked):
+                flags[:, R["cooldown"]] |= blocked.any(axis=1)
+                w[blocked] = 0.0
+
+        # 3. options
+        if lim.regime_mult is not None and self.mr.regime is not None:
+            mult = lim.regime_mult[:, int(self.mr.regime[t])]
+            cut = (mult < 1.0) & (w.sum(axis=1) > 0)
+            if _nz(cut):
+                w *= mult[:, None]
+                flags[:, R["regime"]] = cut
+        if self._any_kelly:
+            cap = np.where(np.isnan(lim.kelly_fraction)[:, None], np.inf,
+                           lim.kelly_fraction[:, None] * np.maximum(self.mr.kelly[t], 0.0))
+            over = w > cap + TOL
+            if _nz(over):
+                np.minimum(w, cap, out=w)
+                flags[:, R["kelly"]] = over.any(axis=1)
+        if self._any_vol_sizing:
+            vol = self.mr.vol[t]
+            ref = np.median(vol)
+            scale = np.where(vol > ref, ref / np.maximum(vol, 1e-12), 1.0)
+            sized = lim.vol_sizing[:, None] & (scale < 1.0) & (w > 0)
+            if _nz(sized):
+                w = np.where(lim.vol_sizing[:, None], w * scale, w)
+                flags[:, R["vol_sizing"]] = sized.any(axis=1)
+
+        # 4. position cap
+        capped = w > self._mp
+        self.asset_flags["position_cap"][:] = capped
+        if _nz(capped):
+            np.minimum(w, self._mp, out=w)
+            flags[:, R["position_cap"]] = capped.any(axis=1)
+
+        # 5. correlation
+        self.asset_flags["correlation"].fill(False)
+        self._correlation(w, w > self._minw, t)
+
+        # 6. leverage
+        total = w.sum(axis=1)
+        over = total > lim.max_leverage + TOL
+        if _nz(over):
+            w *= np.where(over, lim.max_leverage / np.maximum(total, 1e-300), 1.0)[:, None]
+            flags[:, R["leverage"]] = over
+
+        # 7. drawdown: reduce-only, or all to cash
+        if _nz((state != NORMAL)):
+            reducing = state == REDUCING
+            if _nz(reducing):
+                grew = reducing[:, None] & (w > current + TOL)
+                if _nz(grew):
+                    w = np.where(reducing[:, None], np.minimum(w, current), w)
+                flags[:, R["drawdown_reduce"]] = reducing
+            halted = state == HALTED
+            if _nz(halted):
+                w[halted] = 0.0
+                flags[:, R["drawdown_halt"]] = halted
+
+        # 8. volatility ceiling and VaR (both homogeneous of degree 1 in the weights)
+        self._scale_for_vol_and_var(w, t)
+
+        if _nz(self.flags):
+            self.counts += flags
+            if self._debug:
+                for k in np.flatnonzero(flags.any(axis=1)):
+                    log.debug("t=%d agent %d risk events: %s", t, k, ", ".join(self.events(int(k))))
+        return w
+
+    def _hot_pairs(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Asset pairs (i < j) whose correlation at t exceeds the lowest agent threshold."""
+        if self._pairs is not None:
+            a, b = self._pair_offsets[t], self._pair_offsets[t + 1]
+            return self._pairs[0][a:b], self._pairs[1][a:b], self._pairs[2][a:b]
+        corr = self.mr.corr_at(t)
+        i, j = np.nonzero(np.triu(corr > self._corr_thr, 1))
+        return i, j, corr[i, j]
+
+    def _correlation(self, w: np.ndarray, big: np.ndarray, t: int) -> None:
+        pi, pj, pc = self._hot_pairs(t)
+        if len(pi) == 0:
+            return
+        both = big[:, pi] & big[:, pj]
+        if not both.any():
+            return
+        thr = self.limits.max_correlation
+        minw = self.limits.corr_min_weight
+        for k in np.flatnonzero(both.any(axis=1)).tolist():
+            sel = both[k] & (pc > thr[k]) if self._mixed_corr_thr else both[k]
+            if not sel.any():
+                continue
+            adj: dict[int, list[int]] = {}
+            for a, b in zip(pi[sel].tolist(), pj[sel].tolist()):
+                adj.setdefault(a, []).append(b)
+                adj.setdefault(b, []).append(a)
+            wk = w[k]
+            weights = {a: float(wk[a]) for a in adj}
+            kept: set[int] = set()
+            # largest first; on a tie, the earlier asset is kept and the later one cut
+            for a in sorted(adj, key=lambda x: (-weights[x], x)):
+                if any(b in kept for b in adj[a]):
+                    wk[a] = minw[k]
+                    self.asset_flags["correlation"][k, a] = True
+                    self.flags[k, R["correlation"]] = True
+                else:
+                    kept.add(a)
+
+    def portfolio_returns(self, w: np.ndarray, t: int) -> np.ndarray:
+        """Trailing daily returns [K, L] of today's weights over the last max(vol, VaR) lookback."""
+        a = max(0, t - self._lmax + 1)
+        return w @ self._returns_t[:, a:t + 1]
+
+    def _scale_for_vol_and_var(self, w: np.ndarray, t: int) -> None:
+        lim = self.limits
+        p = self.portfolio_returns(w, t)
+        if p.shape[1] < 3:
+            return
+        vol = _std(p[:, -lim.vol_lookback:]) * np.sqrt(ANNUAL)
+        pvar = p[:, -lim.var_lookback:]
+        m = pvar.shape[1]
+        if lim.var_method == "historical":
+            pos = (m - 1) * (1.0 - lim.var_confidence)
+            lo = int(pos)
+            part = np.partition(pvar, (lo, lo + 1), axis=1) if lo + 1 < m else np.partition(pvar, lo, axis=1)
+            q = part[:, lo] + (pos - lo) * (part[:, lo + 1] - part[:, lo]) if lo + 1 < m else part[:, lo]
+            var = -q
+            cvar = -np.add.reduce(part[:, : lo + 1], 1) / (lo + 1)
+        else:
+            sd = _std(pvar)
+            mu = np.add.reduce(pvar, 1) / m
+            var = self._z * sd - mu
+            cvar = sd * norm.pdf(self._z) / (1.0 - lim.var_confidence) - mu
+        s_vol = np.where(vol > lim.vol_target, lim.vol_target / np.maximum(vol, 1e-300), 1.0)
+        s_var = np.where(var > lim.var_limit, lim.var_limit / np.maximum(var, 1e-300), 1.0)
+        scale = np.minimum(s_vol, s_var)
+        cut = scale < 1.0
+        if _nz(cut):
+            # a hair below the limit so that the scaled portfolio passes `<= limit` in floating point
+            scale = np.where(cut, scale * (1.0 - 1e-9), 1.0)
+            w *= scale[:, None]
+            self.flags[:, R["vol_target"]] = s_vol < 1.0
+            self.flags[:, R["var_limit"]] = s_var < 1.0
+        self.port_vol[:] = vol * scale
+        self.var[:] = var * scale
+        self.cvar[:] = cvar * scale
