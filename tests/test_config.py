@@ -112,3 +112,11 @@ def test_secrets_come_from_environment_and_are_never_shown(monkeypatch):
     assert "sk-very-secret" not in repr(settings)
     assert redact_url(settings.redis_url) == "redis://user:***@cache:6379/0"
     assert "hunter2" not in Config().model_dump_json()
+
+
+def test_overrides_never_change_the_callers_dict():
+    from wealtharena.config import coerce_config
+
+    raw = {"env": {"episode_length": 100}}
+    cfg = coerce_config(raw, {"env.episode_length": 5})
+    assert cfg.env.episode_length == 5 and raw == {"env": {"episode_length": 100}}

@@ -10,6 +10,7 @@ through `ServiceSettings` and are never logged or written into a config dump.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
@@ -195,12 +196,22 @@ class ExecutionConfig(_Strict):
 
 
 class EnvConfig(_Strict):
+    """Episodes, observation window, action mapping, reward scale, termination, execution costs.
+
+    Actions are N+1 numbers in [-1, 1] (assets, then cash) mapped to weights by
+    softmax(action_scale * action). An episode starts at a random row of its split in training
+    (`random_start`) and runs `episode_length` steps, or the whole split when null.
+    """
+
     initial_cash: Positive = 1_000_000.0
     episode_length: PositiveInt | None = 252
     window: Annotated[int, Field(ge=1, le=60)] = 1
     random_start: bool = True
     ruin_fraction: Fraction = 0.5
     terminate_on_halt: bool = True
+    action_scale: Annotated[float, Field(gt=0.0, le=50.0)] = 5.0
+    reward_scale: Positive = 100.0
+    desk_observation: bool = True
     execution: ExecutionConfig = ExecutionConfig()
 
 
@@ -514,13 +525,17 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
-def coerce_config(value: Config | dict[str, Any] | str | os.PathLike[str] | None) -> Config:
-    """Accept a `Config`, a dict (e.g. RLlib's env_config), or a path/name; return a `Config`."""
-    if isinstance(value, Config):
-        return value
-    if isinstance(value, dict):
-        return config_from_dict(dict(value))
-    return load_config(value)
+def coerce_config(value: Config | dict[str, Any] | str | os.PathLike[str] | None,
+                  overrides: dict[str, Any] | None = None) -> Config:
+    """Accept a `Config`, a dict (e.g. RLlib's env_config), or a path/name, plus dotted overrides."""
+    if not isinstance(value, (Config, dict)):
+        return load_config(value, overrides)
+    if not overrides:
+        return value if isinstance(value, Config) else config_from_dict(dict(value))
+    raw = value.model_dump(mode="json") if isinstance(value, Config) else copy.deepcopy(dict(value))
+    for key, item in overrides.items():
+        _set_dotted(raw, key, item, Path("<overrides>"))
+    return config_from_dict(raw)
 
 
 def _set_dotted(raw: dict[str, Any], key: str, value: Any, file: Path) -> None:

@@ -1,0 +1,225 @@
+"""The simulation core both envs are thin shells over: market clock + book + risk gate + reward.
+
+`TradingCore` steps K portfolios together on one market clock. Everything that depends only on
+the date (features, the observation's market block, momentum, trailing risk quantities) is
+computed once per process and data set (`load_env_data`) and shared by every env instance.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from wealtharena.config import SHARED_RISK_KEYS, Config, ServiceSettings
+from wealtharena.data import load_market_data
+from wealtharena.data.features import FeatureSet, build_features
+from wealtharena.data.market_data import MarketData
+from wealtharena.envs.observation import AGENT_FIELDS, agent_names
+from wealtharena.envs.rewards import TERMS, CompositeReward, momentum_signal
+from wealtharena.errors import ActionError
+from wealtharena.portfolio import MarketRisk, PortfolioManager
+from wealtharena.portfolio.risk import HALTED
+
+log = logging.getLogger(__name__)
+
+AGENT_BOUND = 10.0          # portfolio/risk observation values are clipped to +-10
+SQRT_YEAR = float(np.sqrt(252.0))
+
+
+@dataclass(frozen=True)
+class EnvData:
+    """Date-only arrays shared by every env in a process."""
+
+    market: MarketData
+    features: FeatureSet
+    market_risk: MarketRisk
+    momentum: np.ndarray          # [T, N] centred 21-day momentum per day
+    block: np.ndarray             # [T, Dm] float32: the market part of every observation
+    block_names: tuple[str, ...]
+    first_row: int                # first row whose features (and window) are all valid
+
+
+_CACHE: dict[str, EnvData] = {}
+_LOCK = threading.Lock()
+
+
+def _data_key(cfg: Config) -> str:
+    shared = {k: getattr(cfg.risk, k) for k in SHARED_RISK_KEYS}
+    blob = json.dumps([cfg.data.model_dump(mode="json"), cfg.features.model_dump(mode="json"), shared,
+                       cfg.env.window], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def load_env_data(cfg: Config, services: ServiceSettings | None = None) -> EnvData:
+    """Market data, features and the observation block for `cfg`, built once per process."""
+    key = _data_key(cfg)
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        market = load_market_data(cfg.data, services)
+        features = build_features(market, cfg.features)
+        mr = MarketRisk.build(market, cfg.risk, features.regime)
+        w = cfg.env.window
+        n, f = market.n_assets, features.n_asset_features
+        t_len = market.n_dates
+        block = np.zeros((t_len, w * n * f + features.n_market_features), dtype=np.float32)
+        names: list[str] = []
+        for lag in range(w):
+            block[lag:, lag * n * f:(lag + 1) * n * f] = features.asset[: t_len - lag].reshape(t_len - lag, n * f)
+            names += [f"{feat}.{ticker}.t-{lag}" for ticker in market.tickers for feat in features.asset_names]
+        block[:, w * n * f:] = features.market
+        names += [f"market.{m}" for m in features.market_names]
+        data = EnvData(market=market, features=features, market_risk=mr, momentum=momentum_signal(market.close),
+                       block=block, block_names=tuple(names), first_row=features.first_valid + w - 1)
+        _CACHE[key] = data
+        return data
+
+
+class TradingCore:
+    """K agents, one market clock. Actions [K, N+1] in [-1, 1] -> weights by softmax(scale * a)."""
+
+    def __init__(self, cfg: Config, profiles: Sequence[str], split: str, data: EnvData | None = None,
+                 desk: bool = False):
+        self.cfg = cfg
+        self.data = data or load_env_data(cfg)
+        market = self.data.market
+        self.split = split
+        a, b = market.splits[split]
+        self.lo = max(a, self.data.first_row)
+        self.hi = b - 1                      # last row that can be marked; decisions run to hi - 1
+        if self.hi - self.lo < 2:
+            raise ValueError(f"split '{split}' has no rows after the indicators' warm-up")
+        self.k, self.n = len(profiles), market.n_assets
+        self.profiles = list(profiles)
+        risks = [cfg.profile_risk(p) for p in profiles]
+        self.pm = PortfolioManager(market, risks, cfg.env.execution, cfg.env.initial_cash,
+                                   regime=self.data.features.regime, market_risk=self.data.market_risk)
+        self.reward = CompositeReward([cfg.profile_reward(p) for p in profiles], self.n, cfg.env.reward_scale)
+        self.scale = cfg.env.action_scale
+        self.desk = desk
+        self.initial = cfg.env.initial_cash
+        self.close = self.pm.close
+        self.max_dd = self.pm.limits.max_drawdown
+        self.vol_target = np.where(np.isfinite(self.pm.limits.vol_target), self.pm.limits.vol_target, 1.0)
+        self.var_limit = self.pm.limits.var_limit
+        dm = self.data.block.shape[1]
+        self.dm = dm
+        self.n_agent = 2 * self.n + len(AGENT_FIELDS)
+        self.dim = dm + self.n_agent + (self.n if desk else 0)
+        self.names = self.data.block_names + agent_names(market.tickers) + (
+            tuple(f"desk.{t}" for t in market.tickers) if desk else ())
+        self.obs = np.zeros((self.k, self.dim), dtype=np.float32)
+        self.obs_bound = float(max(cfg.features.clip, AGENT_BOUND)) if cfg.features.normalize else np.inf
+        self._upnl = np.zeros((self.k, self.n))
+        self._agent = np.zeros((self.k, len(AGENT_FIELDS)))
+        self._onehot = np.eye(3)
+        self.done = np.zeros(self.k, dtype=bool)
+        self.t0 = self.t_end = self.lo
+        self.last_weights = np.zeros((self.k, self.n))
+        self.last_costs = np.zeros(self.k)
+        self.rewards = np.zeros(self.k)
+
+    # ------------------------------------------------------------------ episode
+    def max_steps(self) -> int:
+        return self.hi - self.lo
+
+    def reset(self, rng: np.random.Generator | None, episode_length: int | None) -> np.ndarray:
+        """Start at a random row (rng given) or the split's first usable row; returns obs [K, D]."""
+        length = min(episode_length or self.max_steps(), self.max_steps())
+        latest = self.hi - length
+        self.t0 = int(rng.integers(self.lo, latest + 1)) if rng is not None and latest > self.lo else self.lo
+        self.t_end = self.t0 + length
+        self.length = length
+        self.pm.reset(self.t0)
+        self.reward.reset(self.pm.book.value)
+        self.done.fill(False)
+        self.last_weights.fill(0.0)
+        self.last_costs.fill(0.0)
+        self.rewards.fill(0.0)
+        self.reward.contrib.fill(0.0)
+        self._observe()
+        return self.obs
+
+    def weights_from_actions(self, actions: np.ndarray) -> np.ndarray:
+        a = np.asarray(actions, dtype=np.float64)
+        if a.shape != (self.k, self.n + 1):
+            raise ActionError(f"actions must have shape ({self.k}, {self.n + 1}) (agents, assets + cash); got {a.shape}")
+        if not np.isfinite(a).all():
+            k = int(np.argwhere(~np.isfinite(a))[0][0])
+            raise ActionError(f"action of agent {k} contains NaN or inf: {a[k]}")
+        e = np.exp(np.minimum(np.maximum(a, -1.0), 1.0) * self.scale)
+        return e[:, : self.n] / e.sum(axis=1, keepdims=True)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Advance one day. Returns (obs [K, D], rewards [K], terminated [K], truncated)."""
+        target = self.weights_from_actions(actions)
+        if self.done.any():
+            target[self.done] = 0.0
+        t = self.pm.t
+        res = self.pm.step(target, validate=False)
+        self.last_weights = res.allowed
+        costs = res.fill.costs
+        self.last_costs = costs
+        self.rewards = self.reward(res.value_before, res.value_after, costs, res.fill.traded, res.allowed,
+                                   self.data.momentum[t])
+        value = res.value_after
+        terminated = value <= self.cfg.env.ruin_fraction * self.initial
+        if self.cfg.env.terminate_on_halt:
+            terminated |= self.pm.risk.state == HALTED
+        terminated &= ~self.done
+        self.done |= terminated
+        truncated = self.pm.t >= self.t_end
+        self._observe()
+        return self.obs, self.rewards, terminated, truncated
+
+    # ------------------------------------------------------------------ observation
+    def _observe(self) -> None:
+        """Fill `self.obs` in place for the close of the current day (see observation.py)."""
+        t = self.pm.t
+        obs = self.obs
+        dm, n = self.dm, self.n
+        obs[:, :dm] = self.data.block[t]
+        book, rm, rw = self.pm.book, self.pm.risk, self.reward
+        w = book.weights()
+        obs[:, dm:dm + n] = w
+        upnl = self._upnl
+        np.divide(self.close[t], book.entry, out=upnl, where=book.entry > 0)
+        upnl[book.entry <= 0] = 1.0
+        upnl -= 1.0
+        obs[:, dm + n:dm + 2 * n] = upnl
+        a = self._agent
+        a[:, 0] = 1.0 - w.sum(axis=1)
+        a[:, 1] = np.log(book.value / self.initial)
+        a[:, 2] = rm.port_vol / self.vol_target
+        a[:, 3] = rw.dd / self.max_dd
+        a[:, 4] = rm.var / self.var_limit
+        a[:, 5] = rw.a / np.sqrt(np.maximum(rw.b - rw.a * rw.a, 1e-12)) * SQRT_YEAR
+        a[:, 6:9] = self._onehot[rm.state]
+        progress = (t - self.t0) / self.length
+        a[:, 9] = progress
+        a[:, 10] = 1.0 - progress
+        np.clip(a, -AGENT_BOUND, AGENT_BOUND, out=a)
+        obs[:, dm + 2 * n:dm + 2 * n + a.shape[1]] = a
+        np.clip(obs[:, dm:dm + 2 * n], -AGENT_BOUND, AGENT_BOUND, out=obs[:, dm:dm + 2 * n])
+        if self.desk:
+            # what the other agents hold, on average, by asset
+            obs[:, -n:] = (w.sum(axis=0) - w) / max(self.k - 1, 1)
+
+    # ------------------------------------------------------------------ info
+    def info(self, k: int) -> dict:
+        rm = self.pm.risk
+        return {
+            "portfolio_value": float(self.pm.book.value[k]),
+            "weights": self.last_weights[k].copy(),
+            "drawdown": float(self.reward.dd[k]),
+            "costs": float(self.last_costs[k]),
+            "risk_events": rm.events(k),
+            "risk_state": ("normal", "reducing", "halted")[int(rm.state[k])],
+            "reward_terms": dict(zip(TERMS, self.reward.contrib[k].tolist())),
+            "date": str(self.data.market.dates[self.pm.t]),
+        }

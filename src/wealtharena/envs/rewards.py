@@ -1,0 +1,89 @@
+"""CompositeReward: seven weighted terms, per profile, vectorised over K agents.
+
+    reward = scale * ( w_profit * profit - w_risk * risk - w_cost * cost - w_stability * stability
+                       + w_sharpe * sharpe + w_momentum * momentum + w_diversification * diversification )
+
+Every term is in units of a one-day return, so the default weights
+(2.0, 0.5, 0.1, 0.05, 1.0, 0.3, 0.2) weigh like against like; `scale` (env.reward_scale, 100)
+brings a 1% day to a reward of about 2.
+
+| term            | definition (step t -> t+1, agent k)                                                  |
+|-----------------|--------------------------------------------------------------------------------------|
+| profit          | log(V_{t+1} / V_t), costs included                                                   |
+| risk            | sigma_t + max(0, DD_{t+1} - DD_t): EWMA daily volatility of the agent's returns      |
+|                 | (half-life 21 days, seeded at 1%) plus any increase of its drawdown                  |
+| cost            | (commission + slippage) / V_t                                                        |
+| stability       | 0.01 * one-way turnover (sum |order value| / 2 V_t): a full rotation counts as 1%     |
+| sharpe          | eta * D_t, the differential Sharpe ratio (Moody & Saffell 1998) with eta = 1/63,      |
+|                 | D_t = (B dA - A dB / 2) / (B - A^2)^(3/2) on EMAs A of r and B of r^2, clipped to +-10 |
+| momentum        | sum_i w_i (m_i - mean(m)) / 21: weights aligned with 21-day asset momentum m (known  |
+|                 | at t), per day                                                                        |
+| diversification | 0.001 * (effective number of holdings 1 / sum(w_i^2) of the invested part) / N        |
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from wealtharena.config import RewardWeights
+
+TERMS = ("profit", "risk", "cost", "stability", "sharpe", "momentum", "diversification")
+SIGNS = np.array([1.0, -1.0, -1.0, -1.0, 1.0, 1.0, 1.0])
+ETA = 1.0 / 63.0
+VOL_DECAY = 0.5 ** (1.0 / 21.0)
+SEED_VOL = 0.01
+MOMENTUM_DAYS = 21
+
+
+def momentum_signal(close: np.ndarray) -> np.ndarray:
+    """m[t, i] = log(close_t / close_{t-21}) / 21, centred across assets (0 before day 21)."""
+    m = np.zeros_like(close)
+    m[MOMENTUM_DAYS:] = np.log(close[MOMENTUM_DAYS:] / close[:-MOMENTUM_DAYS]) / MOMENTUM_DAYS
+    return m - m.mean(axis=1, keepdims=True)
+
+
+class CompositeReward:
+    """Holds each agent's running statistics (EWMA vol, Sharpe EMAs, drawdown)."""
+
+    def __init__(self, weights: Sequence[RewardWeights], n_assets: int, scale: float):
+        self.k = len(weights)
+        w = np.array([[getattr(rw, t) for t in TERMS] for rw in weights])
+        self.coef = w * SIGNS * scale                         # [K, 7]: signed, scaled weights
+        self.n_assets = n_assets
+        self.terms = np.zeros((self.k, len(TERMS)))
+        self.contrib = np.zeros((self.k, len(TERMS)))
+        self.reset()
+
+    def reset(self, value: np.ndarray | float = 1.0) -> None:
+        self.peak = np.broadcast_to(np.asarray(value, dtype=np.float64), (self.k,)).copy()
+        self.var = np.full(self.k, SEED_VOL ** 2)
+        self.a = np.zeros(self.k)
+        self.b = np.full(self.k, SEED_VOL ** 2)
+        self.dd = np.zeros(self.k)
+
+    def __call__(self, value_before: np.ndarray, value_after: np.ndarray, costs: np.ndarray, traded: np.ndarray, weights: np.ndarray, momentum: np.ndarray) -> np.ndarray:
+        """Rewards [K]. `weights` [K, N] are the allowed decision weights; `momentum` [N] the signal at t."""
+        terms = self.terms
+        r = np.log(value_after / value_before)
+        terms[:, 0] = r
+        np.maximum(self.peak, value_after, out=self.peak)
+        dd = 1.0 - value_after / self.peak
+        terms[:, 1] = np.sqrt(self.var) + np.maximum(dd - self.dd, 0.0)
+        self.dd = dd
+        self.var = VOL_DECAY * self.var + (1.0 - VOL_DECAY) * r * r
+        terms[:, 2] = costs / value_before
+        terms[:, 3] = 0.005 * traded
+        a, b = self.a, self.b
+        da, db = r - a, r * r - b
+        denom = np.maximum(b - a * a, 1e-12) ** 1.5
+        terms[:, 4] = ETA * np.clip((b * da - 0.5 * a * db) / denom, -10.0, 10.0)
+        self.a = a + ETA * da
+        self.b = b + ETA * db
+        terms[:, 5] = weights @ momentum
+        invested = weights.sum(axis=1)
+        sq = np.einsum("kn,kn->k", weights, weights)
+        enb = np.divide(invested * invested, sq, out=np.zeros(self.k), where=sq > 0)
+        terms[:, 6] = 0.001 * enb / self.n_assets
+        np.multiply(terms, self.coef, out=self.contrib)
+        return self.contrib.sum(axis=1)

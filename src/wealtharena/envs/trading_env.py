@@ -1,0 +1,82 @@
+"""TradingEnv: one agent managing a long-only portfolio of N real stocks, as a `gymnasium.Env`."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from wealtharena.config import Config, coerce_config
+from wealtharena.errors import ActionError
+from wealtharena.envs.core import TradingCore
+
+
+def resolve_env_config(config: Config | dict | str | os.PathLike[str] | None, overrides: dict[str, Any]) -> Config:
+    """A Config from an object, dict, path or name, with keyword overrides (`env__episode_length=63`
+    means `env.episode_length`)."""
+    return coerce_config(config, {k.replace("__", "."): v for k, v in overrides.items()})
+
+
+class TradingEnv(gym.Env):
+    """Manage a long-only portfolio of the configured universe, one trading day per step.
+
+    ## Observation
+    `Box(-inf, inf, (D,), float32)`; `env.observation_names[i]` names column i. For the default
+    config (20 stocks, closes only, window 1) D = 700 asset features + 14 market features + 51
+    portfolio/risk/time values = 765. Every value is known at the close of day t (see
+    `wealtharena.envs.observation` for the table: feature, range, lag).
+
+    ## Action
+    `Box(-1, 1, (N + 1,), float32)`: one score per asset and a last one for cash. Scores are
+    clipped to [-1, 1] and mapped to target weights w = softmax(action_scale * a)[:N]; the rest is
+    cash, so weights are >= 0 and sum to at most 1. The risk manager then cuts them to the
+    profile's limits (`info["risk_events"]` says why). Orders fill at the next open (or close).
+
+    ## Reward
+    The composite reward of the agent's profile (`wealtharena.envs.rewards`):
+    `scale * (2.0 profit - 0.5 risk - 0.1 cost - 0.05 stability + 1.0 sharpe + 0.3 momentum
+    + 0.2 diversification)` with the profile's weights; `info["reward_terms"]` holds each signed,
+    weighted term and they add up to the reward.
+
+    ## Episode
+    Training (`random_start`): a random start inside the split, `episode_length` steps.
+    Evaluation (`random_start=False`, or `options={"full": True}`): the whole split.
+    `terminated`: ruin (value <= ruin_fraction of the start) or, with `terminate_on_halt`, the
+    risk manager's drawdown halt. `truncated`: the episode's window of data ran out.
+
+    ## Info
+    `portfolio_value`, `weights` (after risk), `drawdown`, `costs`, `risk_events`, `risk_state`,
+    `reward_terms`, `date` (of the close the observation is taken at).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, config: Config | dict | str | os.PathLike[str] | None = None, split: str = "train",
+                 profile: str = "balanced", render_mode: str | None = None, **overrides: Any):
+        self.cfg = resolve_env_config(config, overrides)
+        self.split = split
+        self.profile = profile
+        self.render_mode = render_mode
+        self.core = TradingCore(self.cfg, [profile], split)
+        n = self.core.n
+        self.observation_space = spaces.Box(-self.core.obs_bound, self.core.obs_bound, (self.core.dim,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (n + 1,), np.float32)
+        self.observation_names = self.core.names
+        self.tickers = self.core.data.market.tickers
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        full = bool((options or {}).get("full")) or not self.cfg.env.random_start
+        rng = None if full else self.np_random
+        obs = self.core.reset(rng, None if full else self.cfg.env.episode_length)
+        return obs[0].copy(), self.core.info(0)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = np.asarray(action)
+        if action.shape != self.action_space.shape:
+            raise ActionError(f"action must have shape {self.action_space.shape} (one score per asset, then cash); "
+                              f"got {action.shape}")
+        obs, rewards, terminated, truncated = self.core.step(action[None, :])
+        return obs[0].copy(), float(rewards[0]), bool(terminated[0]), bool(truncated and not terminated[0]), self.core.info(0)
