@@ -27,6 +27,7 @@ from wealtharena.portfolio.risk import HALTED
 
 log = logging.getLogger(__name__)
 
+_nz = np.count_nonzero
 AGENT_BOUND = 10.0          # portfolio/risk observation values are clipped to +-10
 SQRT_YEAR = float(np.sqrt(252.0))
 
@@ -115,7 +116,6 @@ class TradingCore:
             tuple(f"desk.{t}" for t in market.tickers) if desk else ())
         self.obs = np.zeros((self.k, self.dim), dtype=np.float32)
         self.obs_bound = float(max(cfg.features.clip, AGENT_BOUND)) if cfg.features.normalize else np.inf
-        self._upnl = np.zeros((self.k, self.n))
         self._agent = np.zeros((self.k, len(AGENT_FIELDS)))
         self._onehot = np.eye(3)
         self.done = np.zeros(self.k, dtype=bool)
@@ -149,11 +149,16 @@ class TradingCore:
         a = np.asarray(actions, dtype=np.float64)
         if a.shape != (self.k, self.n + 1):
             raise ActionError(f"actions must have shape ({self.k}, {self.n + 1}) (agents, assets + cash); got {a.shape}")
-        if not np.isfinite(a).all():
-            k = int(np.argwhere(~np.isfinite(a))[0][0])
-            raise ActionError(f"action of agent {k} contains NaN or inf: {a[k]}")
-        e = np.exp(np.minimum(np.maximum(a, -1.0), 1.0) * self.scale)
-        return e[:, : self.n] / e.sum(axis=1, keepdims=True)
+        e = np.minimum(np.maximum(a, -1.0), 1.0)        # NaN survives this, +-inf are clipped
+        e *= self.scale
+        np.exp(e, out=e)
+        total = np.add.reduce(e, 1)
+        if _nz(total != total):
+            k = int(np.flatnonzero(total != total)[0])
+            raise ActionError(f"action of agent {k} contains NaN: {a[k]}")
+        w = e[:, : self.n]
+        w /= total[:, None]
+        return w
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """Advance one day. Returns (obs [K, D], rewards [K], terminated [K], truncated)."""
@@ -187,13 +192,11 @@ class TradingCore:
         book, rm, rw = self.pm.book, self.pm.risk, self.reward
         w = book.weights()
         obs[:, dm:dm + n] = w
-        upnl = self._upnl
-        np.divide(self.close[t], book.entry, out=upnl, where=book.entry > 0)
-        upnl[book.entry <= 0] = 1.0
-        upnl -= 1.0
-        obs[:, dm + n:dm + 2 * n] = upnl
+        entry = book.entry
+        # close / entry - 1 for held positions, 0 when flat (entry 0)
+        obs[:, dm + n:dm + 2 * n] = (self.close[t] - entry) / np.maximum(entry, 1e-300) * (entry > 0)
         a = self._agent
-        a[:, 0] = 1.0 - w.sum(axis=1)
+        a[:, 0] = 1.0 - np.add.reduce(w, 1)
         a[:, 1] = np.log(book.value / self.initial)
         a[:, 2] = rm.port_vol / self.vol_target
         a[:, 3] = rw.dd / self.max_dd
@@ -203,12 +206,13 @@ class TradingCore:
         progress = (t - self.t0) / self.length
         a[:, 9] = progress
         a[:, 10] = 1.0 - progress
-        np.clip(a, -AGENT_BOUND, AGENT_BOUND, out=a)
-        obs[:, dm + 2 * n:dm + 2 * n + a.shape[1]] = a
-        np.clip(obs[:, dm:dm + 2 * n], -AGENT_BOUND, AGENT_BOUND, out=obs[:, dm:dm + 2 * n])
+        agent = obs[:, dm:dm + self.n_agent]
+        agent[:, 2 * n:] = a
+        np.minimum(agent, AGENT_BOUND, out=agent)
+        np.maximum(agent, -AGENT_BOUND, out=agent)
         if self.desk:
             # what the other agents hold, on average, by asset
-            obs[:, -n:] = (w.sum(axis=0) - w) / max(self.k - 1, 1)
+            obs[:, -n:] = (np.add.reduce(w, 0) - w) / max(self.k - 1, 1)
 
     # ------------------------------------------------------------------ info
     def info(self, k: int) -> dict:

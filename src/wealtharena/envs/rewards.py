@@ -77,13 +77,12 @@ class CompositeReward:
         a, b = self.a, self.b
         da, db = r - a, r * r - b
         denom = np.maximum(b - a * a, 1e-12) ** 1.5
-        terms[:, 4] = ETA * np.clip((b * da - 0.5 * a * db) / denom, -10.0, 10.0)
+        terms[:, 4] = ETA * np.minimum(np.maximum((b * da - 0.5 * a * db) / denom, -10.0), 10.0)
         self.a = a + ETA * da
         self.b = b + ETA * db
         terms[:, 5] = weights @ momentum
-        invested = weights.sum(axis=1)
-        sq = np.einsum("kn,kn->k", weights, weights)
-        enb = np.divide(invested * invested, sq, out=np.zeros(self.k), where=sq > 0)
-        terms[:, 6] = 0.001 * enb / self.n_assets
+        invested = np.add.reduce(weights, 1)
+        sq = np.add.reduce(weights * weights, 1)
+        terms[:, 6] = invested * invested / np.maximum(sq, 1e-300) * (0.001 / self.n_assets)   # 0 when all cash
         np.multiply(terms, self.coef, out=self.contrib)
-        return self.contrib.sum(axis=1)
+        return np.add.reduce(self.contrib, 1)

@@ -13,6 +13,8 @@ import numpy as np
 
 from wealtharena.portfolio.execution import ExecutionModel
 
+_nz = np.count_nonzero
+
 
 @dataclass
 class Fill:
@@ -38,6 +40,7 @@ class Book:
         self.cash = np.full(n_agents, self.initial_cash)
         self.value = np.full(n_agents, self.initial_cash)
         self._pos_value = np.zeros((n_agents, n_assets))
+        self._floor_factor = -(self.max_leverage - 1.0)    # cash may not fall below this x value
 
     def reset(self) -> None:
         self.shares.fill(0.0)
@@ -49,7 +52,7 @@ class Book:
     def mark(self, close: np.ndarray) -> np.ndarray:
         """Value every portfolio at `close` ([N]); returns value [K] (also kept in `self.value`)."""
         np.multiply(self.shares, close, out=self._pos_value)
-        np.add(self.cash, self._pos_value.sum(axis=1), out=self.value)
+        np.add(self.cash, np.add.reduce(self._pos_value, 1), out=self.value)
         return self.value
 
     def weights(self) -> np.ndarray:
@@ -60,18 +63,21 @@ class Book:
         """Trade from the current holdings to `target` weights [K, N], decided at close t, filled at t+1."""
         value = self.value
         fill = execution.fill[t]
-        delta = target * value[:, None] / close - self.shares
-        order_value = np.abs(delta) * fill
+        delta = target * (value[:, None] / close)
+        delta -= self.shares
+        order_value = np.abs(delta)
+        order_value *= fill
         slip = execution.slippage(t, order_value)
-        buy = delta > 0
-        signed_slip = np.where(buy, slip, -slip)
-        px = fill * (1.0 + signed_slip)
+        px = np.copysign(slip, delta)                      # buys pay up, sells receive less
+        px += 1.0
+        px *= fill
         flow = delta * px                                  # cash spent (+) or received (-) per order
-        commission = execution.commission * order_value
-        cash_after = self.cash - flow.sum(axis=1) - commission.sum(axis=1)
-        floor = -(self.max_leverage - 1.0) * value
-        scaled = cash_after < floor - 1e-9
-        if scaled.any():
+        commission = order_value * execution.commission
+        cash_after = self.cash - np.add.reduce(flow + commission, 1)
+        scaled = cash_after < self._floor_factor * value - 1e-9
+        if _nz(scaled):
+            floor = self._floor_factor * value
+            buy = delta > 0
             buys = np.where(buy, flow + commission, 0.0).sum(axis=1)
             sells = np.where(buy, 0.0, -flow - commission).sum(axis=1)
             alpha = np.clip((self.cash + sells - floor) / np.maximum(buys, 1e-300), 0.0, 1.0)
@@ -80,16 +86,12 @@ class Book:
             order_value *= factor
             flow *= factor
             commission *= factor
-            cash_after = self.cash - flow.sum(axis=1) - commission.sum(axis=1)
+            cash_after = self.cash - np.add.reduce(flow + commission, 1)
         new_shares = self.shares + delta
-        # Average cost of a position: adds blend in at their fill price; sells keep it; an exit clears it.
-        added = buy & (new_shares > 0)
-        self.entry = np.where(added, (self.shares * self.entry + flow) / np.where(added, new_shares, 1.0), self.entry)
-        closed = new_shares <= 1e-12
-        self.entry[closed] = 0.0
-        new_shares[closed] = 0.0
+        # Average cost: adds blend in at their fill price (slippage included); sells keep it; an exit clears it.
+        np.divide(self.shares * self.entry + flow, new_shares, out=self.entry, where=delta > 0)
+        self.entry *= new_shares > 1e-12
         self.shares = new_shares
         self.cash = cash_after
-        slippage = (order_value * slip).sum(axis=1)
-        return Fill(commission=commission.sum(axis=1), slippage=slippage,
-                    traded=order_value.sum(axis=1) / value, scaled=scaled)
+        return Fill(commission=np.add.reduce(commission, 1), slippage=np.add.reduce(order_value * slip, 1),
+                    traded=np.add.reduce(order_value, 1) / value, scaled=scaled)

@@ -143,6 +143,20 @@ class RiskManager:
             tt, ii, jj = np.nonzero(np.triu(market_risk.corr > self._corr_thr, 1))
             self._pairs = (ii, jj, market_risk.corr[tt, ii, jj])
             self._pair_offsets = np.searchsorted(tt, np.arange(len(market_risk.corr) + 1))
+            t_len = len(market_risk.corr)
+            uses = np.zeros((t_len, n), dtype=np.int32)
+            np.add.at(uses, (tt, ii), 1)
+            np.add.at(uses, (tt, jj), 1)
+            self._disjoint = (uses <= 1).all(axis=1)
+        # stop/take thresholds on r = entry / close: stop when r >= 1/(1-sl), take when r <= 1/(1+tp)
+        self._stop_r = (1.0 / (1.0 - np.minimum(limits.stop_loss, 1.0 - 1e-12)))[:, None]
+        self._take_r = np.where(np.isfinite(limits.take_profit), 1.0 / (1.0 + limits.take_profit), 0.0)[:, None]
+        self._cooldown_days = np.broadcast_to(limits.cooldown_days[:, None], (k, n))
+        self._options = limits.regime_mult is not None or self._any_kelly or self._any_vol_sizing
+        self._lev_tol = limits.max_leverage + TOL
+        self._vol_target = limits.vol_target
+        self._no_assets = np.zeros((k, n), dtype=bool)
+        self._no_assets.flags.writeable = False
         self._mp = limits.max_position[:, None]
         self._minw = limits.corr_min_weight[:, None]
         self._debug = log.isEnabledFor(logging.DEBUG)
@@ -154,6 +168,8 @@ class RiskManager:
         self.flags = np.zeros((k, len(REASONS)), dtype=bool)
         self.counts = np.zeros((k, len(REASONS)), dtype=np.int64)
         self.asset_flags = {name: np.zeros((k, n), dtype=bool) for name in ("stop_loss", "take_profit", "correlation", "position_cap")}
+        self._abnormal = False
+        self._cool_max = 0
         self.port_vol = np.zeros(k)
         self.var = np.zeros(k)
         self.cvar = np.zeros(k)
@@ -161,13 +177,15 @@ class RiskManager:
 
     # ------------------------------------------------------------------ lifecycle
     def reset(self, value: np.ndarray) -> None:
+        self._abnormal = False
+        self._cool_max = 0
         self.state.fill(NORMAL)
         self.peak[:] = value
         self.halted_at.fill(0)
         self.cooldown_until.fill(0)
         self.flags.fill(False)
         self.counts.fill(0)
-        self.drawdown.fill(0.0)
+        self.drawdown = np.zeros(self.k)
         self.port_vol.fill(0.0)
         self.var.fill(0.0)
         self.cvar.fill(0.0)
@@ -214,23 +232,96 @@ class RiskManager:
         """Allowed weights [K, N] for targets decided at the close of t (see module docstring).
 
         value [K] and current weights [K, N] are marked at the close of t; entry [K, N] is each
-        position's average entry price (0 when flat).
+        position's average entry price (0 when flat). The hot path: few, fused numpy operations,
+        and whole steps skipped when their limit cannot bind.
         """
         lim = self.limits
         w = self.validate(target) if validate else np.array(target, dtype=np.float64)
         flags = self.flags
         flags.fill(False)
 
-        # 1. drawdown state machine
+        # 1. drawdown state machine (only when some book is or may become abnormal)
         np.maximum(self.peak, value, out=self.peak)
         dd = 1.0 - value / self.peak
-        self.drawdown[:] = dd
-        state = self.state
+        self.drawdown = dd
+        if self._abnormal or _nz(dd >= lim.max_drawdown):
+            self._drawdown_states(dd, value, t)
+
+        # 2. stops and cool-downs: r = entry / close (0 when flat)
+        if self._any_stops:
+            r = entry / close
+            stop = r >= self._stop_r
+            take = (r <= self._take_r) & (r > 0.0)
+            exits = stop | take
+            if _nz(exits):
+                self.asset_flags["stop_loss"] = stop
+                self.asset_flags["take_profit"] = take
+                flags[:, R["stop_loss"]] = stop.any(axis=1)
+                flags[:, R["take_profit"]] = take.any(axis=1)
+                self.cooldown_until[exits] = t + self._cooldown_days[exits]
+                self._cool_max = max(self._cool_max, int(self.cooldown_until.max()))
+                w[exits] = 0.0
+            else:
+                self.asset_flags["stop_loss"] = self.asset_flags["take_profit"] = self._no_assets
+        if t < self._cool_max:
+            blocked = (self.cooldown_until > t) & (w > 0)
+            if _nz(blocked):
+                flags[:, R["cooldown"]] |= blocked.any(axis=1)
+                w[blocked] = 0.0
+
+        # 3. options
+        if self._options:
+            w = self._optional_sizing(w, t)
+
+        # 4. position cap
+        capped = w > self._mp
+        if _nz(capped):
+            np.minimum(w, self._mp, out=w)
+            flags[:, R["position_cap"]] = capped.any(axis=1)
+            self.asset_flags["position_cap"] = capped
+        else:
+            self.asset_flags["position_cap"] = self._no_assets
+
+        # 5. correlation
+        self.asset_flags["correlation"] = self._no_assets
+        self._correlation(w, t)
+
+        # 6. leverage
+        total = np.add.reduce(w, 1)
+        over = total > self._lev_tol
+        if _nz(over):
+            w *= np.where(over, lim.max_leverage / np.maximum(total, 1e-300), 1.0)[:, None]
+            flags[:, R["leverage"]] = over
+
+        # 7. drawdown: reduce-only, or all to cash
+        if self._abnormal:
+            state = self.state
+            reducing = state == REDUCING
+            if _nz(reducing):
+                np.minimum(w, np.where(reducing[:, None], current, np.inf), out=w)
+                flags[:, R["drawdown_reduce"]] = reducing
+            halted = state == HALTED
+            if _nz(halted):
+                w[halted] = 0.0
+                flags[:, R["drawdown_halt"]] = halted
+
+        # 8. volatility ceiling and VaR (both homogeneous of degree 1 in the weights)
+        self._scale_for_vol_and_var(w, t)
+
+        if _nz(flags):
+            self.counts += flags
+            if self._debug:
+                for k in np.flatnonzero(flags.any(axis=1)):
+                    log.debug("t=%d agent %d risk events: %s", t, k, ", ".join(self.events(int(k))))
+        return w
+
+    def _drawdown_states(self, dd: np.ndarray, value: np.ndarray, t: int) -> None:
+        lim, state, flags = self.limits, self.state, self.flags
         halt = (dd >= lim.halt_drawdown) & (state != HALTED)
         if _nz(halt):
             state[halt] = HALTED
             self.halted_at[halt] = t
-        if _nz((state == HALTED)):
+        if _nz(state == HALTED):
             resume = (state == HALTED) & (lim.resume_after >= 0) & (t - self.halted_at >= lim.resume_after) & ~halt
             if _nz(resume):
                 state[resume] = NORMAL
@@ -239,32 +330,10 @@ class RiskManager:
                 flags[resume, R["resume"]] = True
         state[(state == NORMAL) & (dd >= lim.max_drawdown)] = REDUCING
         state[(state == REDUCING) & (dd < lim.max_drawdown)] = NORMAL
+        self._abnormal = bool(_nz(state != NORMAL))
 
-        # 2. stops and cool-downs
-        held = entry > 0
-        if self._any_stops and held.any():
-            ratio = np.divide(close, entry, out=np.ones_like(entry), where=held)
-            stop = held & (ratio <= 1.0 - lim.stop_loss[:, None])
-            take = held & (ratio >= 1.0 + lim.take_profit[:, None])
-            self.asset_flags["stop_loss"][:] = stop
-            self.asset_flags["take_profit"][:] = take
-            exits = stop | take
-            if _nz(exits):
-                flags[:, R["stop_loss"]] = stop.any(axis=1)
-                flags[:, R["take_profit"]] = take.any(axis=1)
-                self.cooldown_until[exits] = t + np.broadcast_to(lim.cooldown_days[:, None], exits.shape)[exits]
-                w[exits] = 0.0
-        else:
-            self.asset_flags["stop_loss"].fill(False)
-            self.asset_flags["take_profit"].fill(False)
-        cooling = self.cooldown_until > t
-        if _nz(cooling):
-            blocked = cooling & (w > 0)
-            if _nz(blocked):
-                flags[:, R["cooldown"]] |= blocked.any(axis=1)
-                w[blocked] = 0.0
-
-        # 3. options
+    def _optional_sizing(self, w: np.ndarray, t: int) -> np.ndarray:
+        lim, flags = self.limits, self.flags
         if lim.regime_mult is not None and self.mr.regime is not None:
             mult = lim.regime_mult[:, int(self.mr.regime[t])]
             cut = (mult < 1.0) & (w.sum(axis=1) > 0)
@@ -286,70 +355,46 @@ class RiskManager:
             if _nz(sized):
                 w = np.where(lim.vol_sizing[:, None], w * scale, w)
                 flags[:, R["vol_sizing"]] = sized.any(axis=1)
-
-        # 4. position cap
-        capped = w > self._mp
-        self.asset_flags["position_cap"][:] = capped
-        if _nz(capped):
-            np.minimum(w, self._mp, out=w)
-            flags[:, R["position_cap"]] = capped.any(axis=1)
-
-        # 5. correlation
-        self.asset_flags["correlation"].fill(False)
-        self._correlation(w, w > self._minw, t)
-
-        # 6. leverage
-        total = w.sum(axis=1)
-        over = total > lim.max_leverage + TOL
-        if _nz(over):
-            w *= np.where(over, lim.max_leverage / np.maximum(total, 1e-300), 1.0)[:, None]
-            flags[:, R["leverage"]] = over
-
-        # 7. drawdown: reduce-only, or all to cash
-        if _nz((state != NORMAL)):
-            reducing = state == REDUCING
-            if _nz(reducing):
-                grew = reducing[:, None] & (w > current + TOL)
-                if _nz(grew):
-                    w = np.where(reducing[:, None], np.minimum(w, current), w)
-                flags[:, R["drawdown_reduce"]] = reducing
-            halted = state == HALTED
-            if _nz(halted):
-                w[halted] = 0.0
-                flags[:, R["drawdown_halt"]] = halted
-
-        # 8. volatility ceiling and VaR (both homogeneous of degree 1 in the weights)
-        self._scale_for_vol_and_var(w, t)
-
-        if _nz(self.flags):
-            self.counts += flags
-            if self._debug:
-                for k in np.flatnonzero(flags.any(axis=1)):
-                    log.debug("t=%d agent %d risk events: %s", t, k, ", ".join(self.events(int(k))))
         return w
 
-    def _hot_pairs(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Asset pairs (i < j) whose correlation at t exceeds the lowest agent threshold."""
+    def _hot_pairs(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Asset pairs (i < j) whose correlation at t exceeds the lowest agent threshold, and
+        whether they are disjoint (no asset in two pairs)."""
         if self._pairs is not None:
             a, b = self._pair_offsets[t], self._pair_offsets[t + 1]
-            return self._pairs[0][a:b], self._pairs[1][a:b], self._pairs[2][a:b]
+            return self._pairs[0][a:b], self._pairs[1][a:b], self._pairs[2][a:b], bool(self._disjoint[t])
         corr = self.mr.corr_at(t)
         i, j = np.nonzero(np.triu(corr > self._corr_thr, 1))
-        return i, j, corr[i, j]
+        both = np.concatenate([i, j])
+        return i, j, corr[i, j], len(np.unique(both)) == len(both)
 
-    def _correlation(self, w: np.ndarray, big: np.ndarray, t: int) -> None:
-        pi, pj, pc = self._hot_pairs(t)
+    def _correlation(self, w: np.ndarray, t: int) -> None:
+        pi, pj, pc, disjoint = self._hot_pairs(t)
         if len(pi) == 0:
             return
-        both = big[:, pi] & big[:, pj]
-        if not both.any():
+        minw = self._minw
+        wi, wj = w[:, pi], w[:, pj]
+        both = (wi > minw) & (wj > minw)
+        if self._mixed_corr_thr:
+            both &= pc > self.limits.max_correlation[:, None]
+        if not _nz(both):
             return
-        thr = self.limits.max_correlation
-        minw = self.limits.corr_min_weight
+        if disjoint:
+            # each asset is in at most one hot pair: the greedy rule reduces to "cut the smaller of
+            # each pair; on a tie, the later asset (j > i)"
+            cut_j = both & (wj <= wi)
+            cut_i = both & ~cut_j
+            mask = np.zeros_like(w, dtype=bool)
+            rows = np.arange(self.k)[:, None]
+            mask[np.broadcast_to(rows, cut_j.shape)[cut_j], np.broadcast_to(pj, cut_j.shape)[cut_j]] = True
+            mask[np.broadcast_to(rows, cut_i.shape)[cut_i], np.broadcast_to(pi, cut_i.shape)[cut_i]] = True
+            np.copyto(w, np.broadcast_to(minw, w.shape), where=mask)
+            self.asset_flags["correlation"] = mask
+            self.flags[:, R["correlation"]] = mask.any(axis=1)
+            return
+        mask = np.zeros_like(w, dtype=bool)
         for k in np.flatnonzero(both.any(axis=1)).tolist():
-            sel = both[k] & (pc > thr[k]) if self._mixed_corr_thr else both[k]
-            if not sel.any():
-                continue
+            sel = both[k]
             adj: dict[int, list[int]] = {}
             for a, b in zip(pi[sel].tolist(), pj[sel].tolist()):
                 adj.setdefault(a, []).append(b)
@@ -360,11 +405,12 @@ class RiskManager:
             # largest first; on a tie, the earlier asset is kept and the later one cut
             for a in sorted(adj, key=lambda x: (-weights[x], x)):
                 if any(b in kept for b in adj[a]):
-                    wk[a] = minw[k]
-                    self.asset_flags["correlation"][k, a] = True
-                    self.flags[k, R["correlation"]] = True
+                    wk[a] = self.limits.corr_min_weight[k]
+                    mask[k, a] = True
                 else:
                     kept.add(a)
+        self.asset_flags["correlation"] = mask
+        self.flags[:, R["correlation"]] = mask.any(axis=1)
 
     def portfolio_returns(self, w: np.ndarray, t: int) -> np.ndarray:
         """Trailing daily returns [K, L] of today's weights over the last max(vol, VaR) lookback."""
@@ -391,16 +437,15 @@ class RiskManager:
             mu = np.add.reduce(pvar, 1) / m
             var = self._z * sd - mu
             cvar = sd * norm.pdf(self._z) / (1.0 - lim.var_confidence) - mu
-        s_vol = np.where(vol > lim.vol_target, lim.vol_target / np.maximum(vol, 1e-300), 1.0)
-        s_var = np.where(var > lim.var_limit, lim.var_limit / np.maximum(var, 1e-300), 1.0)
-        scale = np.minimum(s_vol, s_var)
+        scale = np.minimum(np.minimum(self._vol_target / np.maximum(vol, 1e-300),
+                                      lim.var_limit / np.maximum(var, 1e-300)), 1.0)
         cut = scale < 1.0
         if _nz(cut):
             # a hair below the limit so that the scaled portfolio passes `<= limit` in floating point
-            scale = np.where(cut, scale * (1.0 - 1e-9), 1.0)
+            scale[cut] *= 1.0 - 1e-9
             w *= scale[:, None]
-            self.flags[:, R["vol_target"]] = s_vol < 1.0
-            self.flags[:, R["var_limit"]] = s_var < 1.0
+            self.flags[:, R["vol_target"]] = vol > lim.vol_target
+            self.flags[:, R["var_limit"]] = var > lim.var_limit
         self.port_vol[:] = vol * scale
         self.var[:] = var * scale
         self.cvar[:] = cvar * scale
