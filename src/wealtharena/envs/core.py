@@ -123,6 +123,7 @@ class TradingCore:
         self.last_weights = np.zeros((self.k, self.n))
         self.last_costs = np.zeros(self.k)
         self.rewards = np.zeros(self.k)
+        self.episode_terms = np.zeros((self.k, len(TERMS)))
 
     # ------------------------------------------------------------------ episode
     def max_steps(self) -> int:
@@ -142,6 +143,7 @@ class TradingCore:
         self.last_costs.fill(0.0)
         self.rewards.fill(0.0)
         self.reward.contrib.fill(0.0)
+        self.episode_terms.fill(0.0)
         self._observe()
         return self.obs
 
@@ -172,6 +174,7 @@ class TradingCore:
         self.last_costs = costs
         self.rewards = self.reward(res.value_before, res.value_after, costs, res.fill.traded, res.allowed,
                                    self.data.momentum[t])
+        self.episode_terms += self.reward.contrib
         value = res.value_after
         terminated = value <= self.cfg.env.ruin_fraction * self.initial
         if self.cfg.env.terminate_on_halt:
@@ -215,9 +218,10 @@ class TradingCore:
             obs[:, -n:] = (np.add.reduce(w, 0) - w) / max(self.k - 1, 1)
 
     # ------------------------------------------------------------------ info
-    def info(self, k: int) -> dict:
+    def info(self, k: int, final: bool = False) -> dict:
+        """Info of agent k; `final` adds the episode's summed reward terms (for training metrics)."""
         rm = self.pm.risk
-        return {
+        info = {
             "portfolio_value": float(self.pm.book.value[k]),
             "weights": self.last_weights[k].copy(),
             "drawdown": float(self.reward.dd[k]),
@@ -226,4 +230,8 @@ class TradingCore:
             "risk_state": ("normal", "reducing", "halted")[int(rm.state[k])],
             "reward_terms": dict(zip(TERMS, self.reward.contrib[k].tolist())),
             "date": str(self.data.market.dates[self.pm.t]),
+            "profile": self.profiles[k],
         }
+        if final:
+            info["episode_reward_terms"] = dict(zip(TERMS, self.episode_terms[k].tolist()))
+        return info

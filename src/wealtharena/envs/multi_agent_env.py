@@ -107,7 +107,7 @@ class MultiAgentTradingEnv(MultiAgentEnv):
             out_rew[agent] = float(rewards[k])
             out_term[agent] = bool(terminated[k])
             out_trunc[agent] = bool(truncated and not terminated[k])
-            out_info[agent] = self.core.info(k)
+            out_info[agent] = self.core.info(k, final=out_term[agent] or out_trunc[agent])
         all_done = bool(self.core.done.all()) or truncated
         out_term["__all__"] = bool(self.core.done.all())
         out_trunc["__all__"] = bool(truncated)

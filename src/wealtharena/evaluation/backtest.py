@@ -1,0 +1,173 @@
+"""Backtests over a whole split: trained policies (deterministic actions) and baselines, through the
+same simulation core, with the same costs, starting on the same day.
+
+Every series starts at the close of the split's first usable day (after the indicators' warm-up)
+with the configured cash; a step's return includes the costs paid that step.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from wealtharena.config import Config, RiskConfig
+from wealtharena.envs.core import EnvData, TradingCore, load_env_data
+from wealtharena.portfolio import PortfolioManager, metrics
+from wealtharena.portfolio.risk import REASONS
+
+# Maps {agent id: observation} to {agent id: action}.
+ActFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+NO_LIMITS = dict(max_position=1.0, vol_target=None, stop_loss=None, take_profit=None, max_drawdown=1.0,
+                 halt_drawdown=1.0, var_limit=1.0, max_correlation=1.0)
+
+
+@dataclass
+class Track:
+    """One strategy's path over a split: values at each close, weights held, costs paid."""
+
+    name: str
+    kind: str                      # "agent", "ensemble" or "benchmark"
+    dates: np.ndarray              # [S + 1]
+    values: np.ndarray             # [S + 1]
+    weights: np.ndarray | None     # [S, N] decision weights (after risk)
+    costs: np.ndarray              # [S]
+    rewards: np.ndarray | None = None
+    events: Counter = field(default_factory=Counter)
+    profile: str | None = None
+
+    @property
+    def returns(self) -> np.ndarray:
+        return self.values[1:] / self.values[:-1] - 1.0
+
+
+@dataclass
+class Backtest:
+    split: str
+    start: str
+    end: str
+    tracks: list[Track]
+    benchmark_returns: np.ndarray | None
+    tickers: tuple[str, ...] = ()
+
+    def metrics_table(self) -> pd.DataFrame:
+        rows = []
+        for tr in self.tracks:
+            r = tr.returns
+            bench = self.benchmark_returns[: len(r)] if self.benchmark_returns is not None else None
+            m = metrics.compute_metrics(r, bench, tr.weights).as_dict()
+            rows.append({"strategy": tr.name, "kind": tr.kind, **m, "costs_paid": float(tr.costs.sum()),
+                         "episode_reward": float(tr.rewards.sum()) if tr.rewards is not None else np.nan,
+                         "risk_events": sum(tr.events.values())})
+        return pd.DataFrame(rows).set_index("strategy")
+
+    def title(self) -> str:
+        return f"{self.split} split, {self.start} .. {self.end}, costs included"
+
+
+def run_agents(cfg: Config, act: ActFn, split: str, data: EnvData | None = None) -> list[Track]:
+    """Run every configured agent over the whole split with `act` choosing actions."""
+    from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
+
+    env = MultiAgentTradingEnv({"config": cfg, "split": split, "random_start": False})
+    obs, _ = env.reset(options={"full": True})
+    core = env.core
+    steps = core.max_steps()
+    ids = env.possible_agents
+    k = len(ids)
+    values = np.empty((steps + 1, k))
+    values[0] = core.pm.book.value
+    weights = np.zeros((steps, k, core.n))
+    costs = np.zeros((steps, k))
+    rewards = np.zeros((steps, k))
+    events = [Counter() for _ in ids]
+    s = 0
+    done = False
+    while not done:
+        actions = act(obs)
+        obs, rew, term, trunc, infos = env.step(actions)
+        weights[s] = core.last_weights
+        costs[s] = core.last_costs
+        rewards[s] = core.rewards
+        values[s + 1] = core.pm.book.value
+        for j in range(k):
+            for reason in np.flatnonzero(core.pm.risk.flags[j]):
+                events[j][REASONS[reason]] += 1
+        s += 1
+        done = term["__all__"] or trunc["__all__"]
+    dates = core.data.market.dates[core.t0:core.t0 + s + 1]
+    return [Track(name=a, kind="agent", dates=dates, values=values[: s + 1, j], weights=weights[:s, j],
+                  costs=costs[:s, j], rewards=rewards[:s, j], events=events[j], profile=core.profiles[j])
+            for j, a in enumerate(ids)]
+
+
+def run_weights(cfg: Config, name: str, weights_at: Callable[[int], np.ndarray], split: str,
+                data: EnvData | None = None, risk: RiskConfig | None = None, kind: str = "benchmark") -> Track:
+    """A rule-based strategy (target weights as a function of the row) through the same book and costs."""
+    data = data or load_env_data(cfg)
+    core = TradingCore(cfg, ["balanced"], split, data)
+    risk = risk or RiskConfig(**NO_LIMITS)
+    pm = PortfolioManager(data.market, [risk], cfg.env.execution, cfg.env.initial_cash,
+                          regime=data.features.regime, market_risk=data.market_risk)
+    pm.reset(core.lo)
+    steps = core.hi - core.lo
+    values = np.empty(steps + 1)
+    values[0] = pm.book.value[0]
+    w_hist = np.zeros((steps, data.market.n_assets))
+    costs = np.zeros(steps)
+    for s in range(steps):
+        res = pm.step(weights_at(pm.t)[None, :])
+        w_hist[s] = res.allowed[0]
+        costs[s] = res.fill.costs[0]
+        values[s + 1] = res.value_after[0]
+    dates = data.market.dates[core.lo:core.hi + 1]
+    return Track(name=name, kind=kind, dates=dates, values=values, weights=w_hist, costs=costs)
+
+
+def benchmark_buy_and_hold(cfg: Config, split: str, data: EnvData | None = None) -> Track | None:
+    """Buy the benchmark index at the first close (paying commission + slippage once) and hold."""
+    data = data or load_env_data(cfg)
+    market = data.market
+    if market.benchmark is None:
+        return None
+    core = TradingCore(cfg, ["balanced"], split, data)
+    ex = cfg.env.execution
+    entry_cost = (ex.commission_bps + ex.slippage_bps) / 1e4
+    idx = market.benchmark[core.lo:core.hi + 1]
+    v0 = cfg.env.initial_cash
+    values = v0 * (1.0 - entry_cost) * idx / idx[0]
+    values[0] = v0
+    costs = np.zeros(len(idx) - 1)
+    costs[0] = v0 * entry_cost
+    return Track(name=f"{market.benchmark_name} buy & hold", kind="benchmark",
+                 dates=market.dates[core.lo:core.hi + 1], values=values, weights=None, costs=costs)
+
+
+def run_baselines(cfg: Config, split: str, data: EnvData | None = None) -> list[Track]:
+    """Index buy-and-hold and equal weight rebalanced daily (no risk limits, same costs)."""
+    data = data or load_env_data(cfg)
+    n = data.market.n_assets
+    tracks = []
+    bh = benchmark_buy_and_hold(cfg, split, data)
+    if bh is not None:
+        tracks.append(bh)
+    equal = np.full(n, 1.0 / n)
+    tracks.append(run_weights(cfg, "equal weight (daily)", lambda t: equal, split, data))
+    return tracks
+
+
+def backtest(cfg: Config, act: ActFn | None, split: str) -> Backtest:
+    data = load_env_data(cfg)
+    tracks = (run_agents(cfg, act, split, data) if act is not None else []) + run_baselines(cfg, split, data)
+    ref = tracks[0]
+    bench = None
+    if data.market.benchmark is not None:
+        a = int(np.searchsorted(data.market.dates, ref.dates[0]))
+        b = a + len(ref.dates)
+        idx = data.market.benchmark[a:b]
+        bench = idx[1:] / idx[:-1] - 1.0
+    return Backtest(split=split, start=str(ref.dates[0]), end=str(ref.dates[-1]), tracks=tracks,
+                    benchmark_returns=bench, tickers=data.market.tickers)

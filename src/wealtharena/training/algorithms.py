@@ -1,0 +1,96 @@
+"""AlgorithmConfig builders for PPO, A2C and SAC on the 5-agent env (RLlib new API stack).
+
+One policy per profile (`conservative`, `balanced`, `aggressive`), shared by the agents of that
+profile; network sizes and learning rates per policy come from `training.policies`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.algorithms.sac import SACConfig
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.tune.registry import register_env
+
+from wealtharena.config import Config
+from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
+from wealtharena.training.a2c import A2CConfig
+
+ENV_NAME = "wealtharena_ma"
+ALGORITHMS = ("ppo", "a2c", "sac")
+
+
+def _make_env(env_config: dict[str, Any]) -> MultiAgentTradingEnv:
+    return MultiAgentTradingEnv(dict(env_config))
+
+
+def register() -> None:
+    """Register the env with Ray Tune's registry (needed in every process that builds or restores)."""
+    register_env(ENV_NAME, _make_env)
+
+
+class PolicyMapping:
+    """agent id -> policy id (its profile). A class, not a lambda, so that it pickles by reference."""
+
+    def __init__(self, profile_of: dict[str, str]):
+        self.profile_of = dict(profile_of)
+
+    def __call__(self, agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+        return self.profile_of[agent_id]
+
+
+def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmConfig:
+    """The RLlib config for `cfg.training.algorithm` on the multi-agent env (train split)."""
+    register()
+    tr = cfg.training
+    policies = cfg.policy_ids
+    missing = [p for p in policies if p not in tr.policies]
+    hidden = {p: (tr.policies[p].hidden if p in tr.policies else [256, 256]) for p in policies}
+    if missing:
+        import logging
+
+        logging.getLogger(__name__).info("training.policies has no entry for %s: using [256, 256]", missing)
+    base: AlgorithmConfig = {"ppo": PPOConfig, "a2c": A2CConfig, "sac": SACConfig}[tr.algorithm]()
+    env_config = {"config": cfg.model_dump(mode="json"), "split": "train"}
+    config = (
+        base.environment(ENV_NAME, env_config=env_config, normalize_actions=False, clip_actions=True)
+        .env_runners(num_env_runners=tr.num_env_runners, num_envs_per_env_runner=tr.num_envs_per_env_runner,
+                     num_cpus_per_env_runner=1)
+        .learners(num_learners=0, num_gpus_per_learner=tr.num_gpus_per_learner)
+        .multi_agent(policies=set(policies),
+                     policy_mapping_fn=PolicyMapping({a.id: a.profile for a in cfg.agents}),
+                     policies_to_train=list(policies))
+        .debugging(seed=cfg.seed if seed is None else seed, log_level="ERROR")
+        .reporting(metrics_num_episodes_for_smoothing=20)
+    )
+    overrides = {p: base.overrides(**_lr_kwargs(tr.algorithm, tr.policies[p].lr))
+                 for p in policies if p in tr.policies and tr.policies[p].lr is not None}
+    if tr.algorithm == "sac":
+        specs = {p: RLModuleSpec(model_config={"fcnet_hiddens": hidden[p], "fcnet_activation": "relu"})
+                 for p in policies}
+        config = config.training(
+            gamma=tr.gamma, actor_lr=tr.lr, critic_lr=tr.lr, alpha_lr=tr.lr,
+            train_batch_size_per_learner=min(tr.minibatch_size, 256),
+            replay_buffer_config={"type": "MultiAgentEpisodeReplayBuffer", "capacity": 100_000},
+            num_steps_sampled_before_learning_starts=min(tr.train_batch_size, 2000),
+        )
+    else:
+        specs = {p: RLModuleSpec(model_config={"fcnet_hiddens": hidden[p], "fcnet_activation": "tanh",
+                                               "vf_share_layers": False}) for p in policies}
+        kwargs: dict[str, Any] = {"gamma": tr.gamma, "lr": tr.lr, "train_batch_size_per_learner": tr.train_batch_size,
+                                  "entropy_coeff": tr.entropy_coeff}
+        if tr.algorithm == "ppo":
+            kwargs |= {"minibatch_size": tr.minibatch_size, "num_epochs": tr.num_epochs}
+        config = config.training(**kwargs)
+    config = config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
+    if overrides:
+        config = config.rl_module(algorithm_config_overrides_per_module=overrides)
+    return config
+
+
+def _lr_kwargs(algorithm: str, lr: float | None) -> dict[str, float]:
+    if algorithm == "sac":
+        return {"actor_lr": lr, "critic_lr": lr}
+    return {"lr": lr}

@@ -1,0 +1,351 @@
+"""Train, resume and evaluate the agents; local Ray or an existing cluster.
+
+Checkpoints live under `<checkpoint_dir>/<experiment>/<run>/`:
+    iter_000005/            periodic (algorithm state + wealtharena.json: config, iteration, history)
+    best/                   the best so far by the validation metric (deterministic actions)
+    latest.json             {"path": "iter_000010", "iteration": 10}: written last, atomically
+Each checkpoint is written to a hidden temporary folder and renamed into place, so a crash
+mid-write never leaves a broken `latest` or `best`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wealtharena.config import PROJECT_ROOT, Config, config_from_dict
+from wealtharena.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+META_FILE = "wealtharena.json"
+LATEST = "latest.json"
+
+
+# ------------------------------------------------------------------------------------ Ray
+@contextmanager
+def ray_session(cfg: Config, address: str | None = None, local: bool = False) -> Iterator[None]:
+    """A quiet Ray session: local (small object store, no dashboard) or `address` of a cluster.
+    Leaves a session that is already running (e.g. a test's) alone."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+    import torch
+
+    torch.set_num_threads(1)
+    if ray.is_initialized():
+        yield
+        return
+    kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    if address:
+        ray.init(address=address, **{k: v for k, v in kwargs.items() if k != "include_dashboard"})
+    else:
+        cpus = cfg.training.num_cpus or os.cpu_count() or 2
+        ray.init(num_cpus=cpus, object_store_memory=(256 if local else 512) * 2**20, **kwargs)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def compat_key(cfg: Config) -> dict[str, Any]:
+    """What a checkpoint's weights depend on: data universe, features, spaces, agents, networks
+    (JSON-normalised, so it compares equal to what was read back from a checkpoint)."""
+    return json.loads(json.dumps({
+        "provider": cfg.data.provider, "tickers": cfg.data.tickers, "features": cfg.features.model_dump(mode="json"),
+        "window": cfg.env.window, "desk": cfg.env.desk_observation,
+        "agents": [(a.id, a.profile) for a in cfg.agents], "algorithm": cfg.training.algorithm,
+        "networks": {p: cfg.training.policies[p].hidden for p in cfg.policy_ids if p in cfg.training.policies},
+    }))
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    meta = Path(path) / META_FILE
+    if not meta.is_file():
+        raise CheckpointError(f"{path} is not a WealthArena checkpoint (no {META_FILE}); "
+                              "give a folder like checkpoints/<experiment>/<run>/best or iter_000010, or the run folder")
+    try:
+        return json.loads(meta.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{meta} is corrupt: {exc}") from None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder, or a run folder (its `latest`), checked to exist."""
+    p = Path(path).resolve()
+    if not p.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if (p / LATEST).is_file() and not (p / META_FILE).is_file():
+        pointer = json.loads((p / LATEST).read_text())
+        p = p / pointer["path"]
+    read_meta(p)
+    return p
+
+
+def check_compatible(cfg: Config, meta: dict[str, Any], path: Path) -> None:
+    saved = meta.get("compat", {})
+    mine = compat_key(cfg)
+    diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+    if diff:
+        details = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs config {mine.get(k)!r}" for k in diff[:4])
+        raise CheckpointError(f"checkpoint {path} was written by a different config ({details}). "
+                              f"Use the config it was trained with (name '{meta.get('config', {}).get('name')}') "
+                              "or train a new one")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+class CheckpointStore:
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    def save(self, algo: Any, iteration: int, meta: dict[str, Any]) -> Path:
+        final = self.run_dir / f"iter_{iteration:06d}"
+        tmp = self.run_dir / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+        algo.save_to_path(str(tmp))
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
+        _replace_dir(tmp, final)
+        _atomic_write(self.run_dir / LATEST, json.dumps({"path": final.name, "iteration": iteration}))
+        return final
+
+    def mark_best(self, checkpoint: Path) -> Path:
+        tmp = self.run_dir / f".tmp-best-{uuid.uuid4().hex[:8]}"
+        shutil.copytree(checkpoint, tmp)
+        best = self.run_dir / "best"
+        _replace_dir(tmp, best)
+        return best
+
+
+# --------------------------------------------------------------------------------- training
+@dataclass
+class TrainResult:
+    run_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    final_table: Any = None
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _policy_returns(result: dict[str, Any]) -> dict[str, float]:
+    returns = result.get("env_runners", {}).get("module_episode_returns_mean", {}) or {}
+    return {k: float(v) for k, v in returns.items()}
+
+
+def _reward_terms(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    terms = result.get("env_runners", {}).get("reward_terms", {}) or {}
+    return {p: {t: float(v) for t, v in d.items()} for p, d in terms.items()}
+
+
+def _learner_stats(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    out = {}
+    for pid, stats in (result.get("learners", {}) or {}).items():
+        if pid.startswith("__") or not isinstance(stats, dict):
+            continue
+        out[pid] = {k: float(v) for k, v in stats.items()
+                    if k in ("policy_loss", "vf_loss", "entropy", "mean_kl_loss", "qf_loss", "alpha_loss", "total_loss")
+                    and np.isscalar(v)}
+    return out
+
+
+def validate(algo: Any, cfg: Config, split: str = "validation") -> dict[str, Any]:
+    """Deterministic run of every agent over `split`: per-agent Sharpe, return, episode reward."""
+    from wealtharena.evaluation.backtest import run_agents
+    from wealtharena.portfolio import metrics
+    from wealtharena.training.inference import PolicyActor
+
+    tracks = run_agents(cfg, PolicyActor.from_algorithm(algo, cfg), split)
+    per_agent = {}
+    for tr in tracks:
+        r = tr.returns
+        per_agent[tr.name] = {"sharpe": metrics.sharpe(r), "total_return": metrics.total_return(r),
+                              "max_drawdown": metrics.max_drawdown(r), "episode_reward": float(tr.rewards.sum()),
+                              "profile": tr.profile}
+    by_policy: dict[str, list[float]] = {}
+    for stats in per_agent.values():
+        by_policy.setdefault(stats["profile"], []).append(stats["episode_reward"])
+    sharpes = [s["sharpe"] for s in per_agent.values() if np.isfinite(s["sharpe"])]
+    return {"agents": per_agent,
+            "policy_episode_reward": {p: float(np.mean(v)) for p, v in by_policy.items()},
+            "mean_sharpe": float(np.mean(sharpes)) if sharpes else float("nan"),
+            "mean_episode_reward": float(np.mean([s["episode_reward"] for s in per_agent.values()]))}
+
+
+def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoint: str | Path | None = None,
+          run_name: str | None = None, progress: bool = True, tracker: Any = None) -> TrainResult:
+    """Train (or resume from `checkpoint`) for `iterations` more iterations. Needs a Ray session."""
+    from ray.rllib.algorithms.algorithm import Algorithm
+    from tqdm import tqdm
+
+    from wealtharena.training.algorithms import build_algorithm_config, register
+    from wealtharena.training.callbacks import RewardTermsCallback
+
+    register()
+    iterations = iterations or cfg.training.iterations
+    history: list[dict[str, Any]] = []
+    validation: list[dict[str, Any]] = []
+    best_metric = -np.inf
+    if checkpoint is not None:
+        path = resolve_checkpoint(checkpoint)
+        meta = read_meta(path)
+        check_compatible(cfg, meta, path)
+        run_dir = path.parent
+        algo = Algorithm.from_checkpoint(str(path))
+        history, validation = meta.get("history", []), meta.get("validation", [])
+        best_metric = meta.get("best_metric", -np.inf) or -np.inf
+        _restore_rng(meta.get("rng"))
+        _advance_env_seeds(algo, algo.iteration)
+        log.info("resumed %s at iteration %d", path, algo.iteration)
+    else:
+        seed_everything(cfg.seed)
+        run_name = run_name or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + f"-s{cfg.seed}"
+        run_dir = Path(cfg.training.checkpoint_dir) / experiment / run_name
+        if not run_dir.is_absolute():
+            run_dir = Path.cwd() / run_dir
+        algo_config = build_algorithm_config(cfg).callbacks(RewardTermsCallback)
+        algo = algo_config.build_algo()
+    store = CheckpointStore(run_dir)
+    start = algo.iteration
+    end = start + iterations
+    base_meta = {"config": cfg.model_dump(mode="json"), "fingerprint": cfg.fingerprint(), "compat": compat_key(cfg),
+                 "experiment": experiment, "git_commit": git_commit(), "command": " ".join(sys.argv)}
+    if tracker is not None:
+        tracker.start(cfg, run_dir, base_meta)
+    last_ckpt = run_dir / (json.loads((run_dir / LATEST).read_text())["path"] if (run_dir / LATEST).exists() else "")
+    best_path = run_dir / "best" if (run_dir / "best").exists() else None
+    t_start = time.perf_counter()
+    steps_before = None
+    bar = tqdm(total=end, initial=start, desc=f"{cfg.training.algorithm} {experiment}", unit="iter",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    try:
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            result = algo.train()
+            wall = time.perf_counter() - t0
+            it = algo.iteration
+            steps = result.get("env_runners", {}).get("num_env_steps_sampled_lifetime", 0)
+            sps = (steps - steps_before) / wall if steps_before is not None else steps / wall
+            steps_before = steps
+            row = {"iteration": it, "wall_s": wall, "env_steps": steps, "env_steps_per_s": sps,
+                   "policy_return": _policy_returns(result), "reward_terms": _reward_terms(result),
+                   "learner": _learner_stats(result)}
+            history.append(row)
+            elapsed = time.perf_counter() - t_start
+            remaining = elapsed / (it - start) * (end - it)
+            bar.set_postfix_str(" ".join(f"{p[:4]}={v:+.1f}" for p, v in row["policy_return"].items())
+                                + f" sps={sps:.0f} eta={remaining:.0f}s")
+            bar.update(1)
+            log.info("iter %d: returns %s | %.0f env steps/s | %s", it,
+                     {p: round(v, 2) for p, v in row["policy_return"].items()}, sps,
+                     "; ".join(f"{p}: " + ", ".join(f"{t}={v:+.2f}" for t, v in terms.items())
+                               for p, terms in row["reward_terms"].items()))
+            if tracker is not None:
+                tracker.log_iteration(row)
+            do_eval = it % cfg.training.eval_every == 0 or it == end
+            do_ckpt = it % cfg.training.checkpoint_every == 0 or it == end or do_eval
+            val = None
+            if do_eval:
+                val = validate(algo, cfg)
+                val["iteration"] = it
+                validation.append(val)
+                log.info("iter %d validation (%s split, deterministic, costs included): mean Sharpe %.2f, "
+                         "episode reward per policy %s", it, "validation", val["mean_sharpe"],
+                         {p: round(v, 1) for p, v in val["policy_episode_reward"].items()})
+                if tracker is not None:
+                    tracker.log_validation(val)
+            if do_ckpt:
+                meta = {**base_meta, "iteration": it, "history": history, "validation": validation,
+                        "best_metric": best_metric, "rng": _rng_state(), "saved": time.time()}
+                last_ckpt = store.save(algo, it, meta)
+                if val is not None and np.isfinite(val["mean_sharpe"]) and val["mean_sharpe"] > best_metric:
+                    best_metric = val["mean_sharpe"]
+                    meta["best_metric"] = best_metric
+                    (last_ckpt / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
+                    best_path = store.mark_best(last_ckpt)
+                    log.info("new best checkpoint (validation mean Sharpe %.3f): %s", best_metric, best_path)
+    finally:
+        bar.close()
+        algo.stop()
+    return TrainResult(run_dir=run_dir, last_checkpoint=last_ckpt, best_checkpoint=best_path,
+                       history=history, validation=validation)
+
+
+def _rng_state() -> dict[str, Any]:
+    import torch
+
+    return {"python": repr(random.getstate()), "numpy": np.random.get_state()[1][:5].tolist(),
+            "torch_seed": int(torch.initial_seed())}
+
+
+def _restore_rng(state: dict[str, Any] | None) -> None:
+    """Driver RNGs continue from a fresh stream derived from the saved state, never replaying it."""
+    if not state:
+        return
+    import torch
+
+    seed = int(state.get("numpy", [0])[0]) ^ int(state.get("torch_seed", 0) & 0xFFFFFFFF)
+    random.seed(seed)
+    np.random.seed(seed & 0xFFFFFFFF)
+    torch.manual_seed(seed)
+
+
+def _reseed_runner(runner: Any, iteration: int) -> None:
+    if getattr(runner, "_seed", None) is not None:
+        runner._seed = int(runner._seed) + 1_000_003 * iteration
+        runner._needs_initial_reset = True
+
+
+def _advance_env_seeds(algo: Any, iteration: int) -> None:
+    """A restored run's env runners start from the config seed again; move them to a stream that is
+    a function of (seed, iteration) so a resumed run does not replay the episodes it already saw."""
+    algo.env_runner_group.foreach_env_runner(lambda er: _reseed_runner(er, iteration), local_env_runner=True)
+
+
+def config_of_checkpoint(path: str | Path) -> Config:
+    return config_from_dict(read_meta(resolve_checkpoint(path))["config"], source=str(path))
