@@ -115,3 +115,32 @@ def synthetic_market(close: np.ndarray, start: str = "2000-01-03", open_: np.nda
                       values=values.astype(np.float64), benchmark=None, benchmark_name=None,
                       splits={"train": (0, a), "validation": (a, b), "test": (b, t)}, source="synthetic",
                       provider="synthetic")
+
+
+TINY = Path(__file__).parent / "fixtures" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One small local Ray session for the whole test session (2 CPUs, no dashboard)."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import logging
+
+    import ray
+    import torch
+
+    torch.set_num_threads(1)
+    from wealtharena.training.trainer import RUNTIME_ENV
+
+    ray.init(num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False,
+             logging_level=logging.ERROR, log_to_driver=False, runtime_env=RUNTIME_ENV)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_config(cache_dir):
+    from wealtharena.config import load_config
+
+    return load_config(TINY, {"data.cache.dir": str(cache_dir)})

@@ -33,6 +33,9 @@ from wealtharena.errors import CheckpointError
 log = logging.getLogger(__name__)
 
 META_FILE = "wealtharena.json"
+# Set-iteration order inside RLlib's samplers depends on Python's hash seed: fix it in every worker
+# so that a seed gives the same samples.
+RUNTIME_ENV = {"env_vars": {"PYTHONHASHSEED": "0"}}
 LATEST = "latest.json"
 
 
@@ -50,7 +53,8 @@ def ray_session(cfg: Config, address: str | None = None, local: bool = False) ->
     if ray.is_initialized():
         yield
         return
-    kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                                  runtime_env=RUNTIME_ENV)
     if address:
         ray.init(address=address, **{k: v for k, v in kwargs.items() if k != "include_dashboard"})
     else:

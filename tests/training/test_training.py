@@ -1,0 +1,143 @@
+"""Training with real RLlib on a real local Ray session (tiny configs, one session for all tests)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import TINY
+from wealtharena.config import PROJECT_ROOT
+from wealtharena.errors import CheckpointError
+from wealtharena.training.trainer import check_compatible, read_meta, resolve_checkpoint, train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ppo_run(ray_local, tiny_config, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    cfg = tiny_config.model_copy(update={"training": tiny_config.training.model_copy(update={"checkpoint_dir": root})})
+    return cfg, train(cfg, "t", iterations=2, run_name="ppo", progress=False)
+
+
+def _with(cfg, **training):
+    return cfg.model_copy(update={"training": cfg.training.model_copy(update=training)})
+
+
+def test_ppo_trains_checkpoints_and_validates(ppo_run):
+    cfg, result = ppo_run
+    assert [h["iteration"] for h in result.history] == [1, 2]
+    assert set(result.history[-1]["policy_return"]) == {"conservative", "balanced", "aggressive"}
+    assert all(np.isfinite(v) for v in result.history[-1]["policy_return"].values())
+    assert set(result.history[-1]["reward_terms"]["balanced"]) >= {"profit", "risk", "sharpe"}
+    assert json.loads((result.run_dir / "latest.json").read_text()) == {"path": "iter_000002", "iteration": 2}
+    assert (result.run_dir / "iter_000001").is_dir() and result.best_checkpoint == result.run_dir / "best"
+    assert not list(result.run_dir.glob(".tmp-*"))              # no half-written checkpoint left
+    val = result.validation[-1]
+    assert val["iteration"] == 2 and set(val["policy_episode_reward"]) == {"conservative", "balanced", "aggressive"}
+
+
+@pytest.mark.parametrize("algorithm", ["a2c", "sac"])
+def test_other_algorithms_train_two_iterations(ray_local, tiny_config, tmp_path, algorithm):
+    cfg = _with(tiny_config, algorithm=algorithm, checkpoint_dir=tmp_path, eval_every=5)
+    result = train(cfg, "t", iterations=2, run_name=algorithm, progress=False)
+    assert len(result.history) == 2 and all(np.isfinite(v) for v in result.history[-1]["policy_return"].values())
+    assert read_meta(result.last_checkpoint)["config"]["training"]["algorithm"] == algorithm
+
+
+def test_restored_checkpoint_acts_identically_with_and_without_ray(ppo_run):
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
+    from wealtharena.training.inference import PolicyActor
+
+    cfg, result = ppo_run
+    env = MultiAgentTradingEnv({"config": cfg, "split": "validation", "random_start": False})
+    obs, _ = env.reset()
+    standalone = PolicyActor.from_checkpoint(result.last_checkpoint, cfg)(obs)
+    algo = Algorithm.from_checkpoint(str(result.last_checkpoint))
+    try:
+        restored = PolicyActor.from_algorithm(algo, cfg)(obs)
+        assert algo.iteration == 2
+    finally:
+        algo.stop()
+    for agent in obs:
+        np.testing.assert_array_equal(standalone[agent], restored[agent])
+
+
+def test_resume_continues_the_iteration_count(ppo_run):
+    cfg, result = ppo_run
+    resumed = train(cfg, "t", iterations=1, checkpoint=result.run_dir, progress=False)
+    assert resumed.run_dir == result.run_dir
+    assert [h["iteration"] for h in resumed.history] == [1, 2, 3]
+    assert json.loads((result.run_dir / "latest.json").read_text())["iteration"] == 3
+
+
+def test_same_seed_same_first_iteration(ray_local, tiny_config, tmp_path):
+    cfg = _with(tiny_config, checkpoint_dir=tmp_path, eval_every=5)
+    a = train(cfg, "t", iterations=1, run_name="a", progress=False).history[0]
+    b = train(cfg, "t", iterations=1, run_name="b", progress=False).history[0]
+    assert a["policy_return"] == b["policy_return"]            # sampled episodes: bit-identical
+    for policy, terms in a["reward_terms"].items():            # RLlib's metric reduction order: ~1e-16
+        assert terms == pytest.approx(b["reward_terms"][policy], rel=1e-12)
+    for policy, stats in a["learner"].items():
+        assert stats == pytest.approx(b["learner"][policy], rel=1e-9)
+
+
+def test_checkpoint_from_another_config_is_refused(ppo_run):
+    cfg, result = ppo_run
+    other = cfg.model_copy(update={"env": cfg.env.model_copy(update={"window": 3})})
+    with pytest.raises(CheckpointError, match=r"different config \(window: checkpoint 1 vs config 3\)"):
+        check_compatible(other, read_meta(result.last_checkpoint), result.last_checkpoint)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        resolve_checkpoint(result.run_dir / "nope")
+
+
+def test_cli_trains_then_evaluates(ray_local, tmp_path, monkeypatch, capsys, cache_dir):
+    import train as cli
+
+    cfg_file = tmp_path / "tiny.yaml"
+    cfg_file.write_text(TINY.read_text() + f"\n# test cache\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    assert cli.main(["--config", str(cfg_file), "--iterations", "2", "--experiment", "e2e", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "Results on the validation split" in out and "equal weight (daily)" in out and "costs included" in out
+    run = next((tmp_path / "checkpoints" / "e2e").iterdir())
+    assert cli.main(["--mode", "evaluate", "--checkpoint", str(run / "best")]) == 0
+    out = capsys.readouterr().out
+    assert "Results on the test split, 2019-" in out and "SP500 buy & hold" in out
+    files = {p.name for p in (run / "best" / "eval-test").iterdir()}
+    assert {"results.json", "equity.png", "drawdown.png", "allocation_balanced_0.png"} <= files
+    results = json.loads((run / "best" / "eval-test" / "results.json").read_text())
+    assert results["costs_included"] and "balanced_0" in results["metrics"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config", "missing.yaml"], "config file 'missing.yaml' not found"),
+    (["--mode", "evaluate"], "--mode evaluate needs --checkpoint"),
+    (["--mode", "evaluate", "--checkpoint", "no/such/dir"], "checkpoint no/such/dir does not exist"),
+    (["--algorithm", "dqn"], "invalid choice: 'dqn'"),
+    (["--iterations", "0"], "--iterations must be at least 1"),
+])
+def test_user_errors_are_one_message_and_exit_code_2(args, message, tmp_path):
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "train.py"), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a2c_learns_on_cartpole(ray_local):
+    """The honest A2C loss improves a simple policy: CartPole's return rises."""
+    from wealtharena.training.a2c import A2CConfig
+
+    config = (A2CConfig().environment("CartPole-v1").env_runners(num_env_runners=0, num_envs_per_env_runner=8)
+              .training(train_batch_size_per_learner=400, lr=1e-3, entropy_coeff=0.01).debugging(seed=0))
+    algo = config.build_algo()
+    try:
+        returns = [algo.train()["env_runners"]["episode_return_mean"] for _ in range(35)]
+    finally:
+        algo.stop()
+    assert np.mean(returns[-5:]) > np.mean(returns[:5]) + 50, returns
