@@ -334,11 +334,25 @@ class PolicyConfig(_Strict):
 
 
 class TuneConfig(_Strict):
+    """Ray Tune with ASHA: each key of `search_space` is a dotted config path, each value the list
+    of candidates a trial draws from (e.g. `training.lr: [1.0e-4, 3.0e-4]`,
+    `profiles.balanced.reward.risk: [0.25, 1.0]`). Trials are compared by the mean Sharpe of the
+    agents on the validation split (deterministic actions, costs included), reported every iteration."""
+
     num_samples: PositiveInt = 4
     max_concurrent: PositiveInt = 1
-    metric: str = "validation_sharpe"
+    metric: Literal["validation_sharpe", "validation_episode_reward"] = "validation_sharpe"
     grace_period: PositiveInt = 2
-    search_space: dict[str, list[float]] = Field(default_factory=lambda: {"lr": [1e-4, 1e-3], "entropy_coeff": [0.0, 0.01]})
+    search_space: dict[str, list[Any]] = Field(default_factory=lambda: {
+        "training.lr": [1e-4, 3e-4, 1e-3], "training.entropy_coeff": [0.0, 0.01]})
+
+    @field_validator("search_space")
+    @classmethod
+    def _non_empty(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = [k for k, v in value.items() if not v]
+        if empty:
+            raise ValueError(f"search_space entries {empty} have no candidates")
+        return value
 
 
 class TrainingConfig(_Strict):

@@ -141,3 +141,28 @@ def test_a2c_learns_on_cartpole(ray_local):
     finally:
         algo.stop()
     assert np.mean(returns[-5:]) > np.mean(returns[:5]) + 50, returns
+
+
+def test_search_space_keys_are_checked_before_any_trial(tiny_config):
+    from wealtharena.config import coerce_config
+    from wealtharena.errors import ConfigError
+    from wealtharena.training.tune import check_search_space
+
+    bad = coerce_config(tiny_config, {"training.tune.search_space": {"training.lrr": [0.1]}})
+    with pytest.raises(ConfigError, match=r"(?s)search_space\['training.lrr'\] = 0.1 is not valid.*training.lrr: unknown key"):
+        check_search_space(bad)
+
+
+def test_tune_runs_asha_and_reports_an_evaluable_checkpoint(ray_local, tiny_config, tmp_path, capsys):
+    from wealtharena.config import coerce_config
+    from wealtharena.training.tune import run_tune
+
+    cfg = coerce_config(tiny_config, {"training.checkpoint_dir": str(tmp_path), "training.tune.num_samples": 2,
+                                      "training.tune.grace_period": 1,
+                                      "training.tune.search_space": {"training.lr": [1e-4, 1e-3]}})
+    best = run_tune(cfg, "tune-test")
+    assert best is not None and (best / "wealtharena.json").is_file()
+    assert "Tune over 2 trials, metric validation_sharpe on the validation split" in capsys.readouterr().out
+    import train as cli
+
+    assert cli.main(["--mode", "evaluate", "--checkpoint", str(best), "--split", "validation"]) == 0

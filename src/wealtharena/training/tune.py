@@ -1,0 +1,100 @@
+"""`train.py --mode tune`: Ray Tune over `training.tune.search_space` with ASHA early stopping.
+
+Each trial is the same training as `train.py` (our config, our callbacks) on a config with the
+trial's values applied; it reports the validation metric every iteration with a WealthArena
+checkpoint, so the best trial's checkpoint works with `--mode evaluate`.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wealtharena.config import Config, coerce_config
+from wealtharena.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+METRICS = {"validation_sharpe": "mean_sharpe", "validation_episode_reward": "mean_episode_reward"}
+
+
+def trial_config(base: dict[str, Any], sampled: dict[str, Any]) -> Config:
+    return coerce_config(base, sampled)
+
+
+def check_search_space(cfg: Config) -> None:
+    """Every key must be a config path and every candidate a valid value: fail before any trial."""
+    base = cfg.model_dump(mode="json")
+    for key, values in cfg.training.tune.search_space.items():
+        for value in values:
+            try:
+                trial_config(base, {key: value})
+            except ConfigError as exc:
+                raise ConfigError(f"training.tune.search_space['{key}'] = {value!r} is not valid: {exc}") from None
+
+
+def _trainable(params: dict[str, Any]) -> None:
+    from ray import tune
+
+    from wealtharena.training.algorithms import build_algorithm_config
+    from wealtharena.training.callbacks import RewardTermsCallback
+    from wealtharena.training.trainer import CheckpointStore, compat_key, seed_everything, validate
+
+    cfg = trial_config(params["base"], params["sampled"])
+    seed_everything(cfg.seed)
+    algo = build_algorithm_config(cfg).callbacks(RewardTermsCallback).build_algo()
+    key = METRICS[cfg.training.tune.metric]
+    try:
+        for _ in range(cfg.training.iterations):
+            result = algo.train()
+            val = validate(algo, cfg)
+            returns = result.get("env_runners", {}).get("module_episode_returns_mean", {}) or {}
+            report = {cfg.training.tune.metric: float(val[key]),
+                      "train_episode_return": float(np.mean(list(returns.values()))) if returns else float("nan"),
+                      **{f"sampled/{k}": v for k, v in params["sampled"].items()}}
+            with tempfile.TemporaryDirectory() as tmp:
+                meta = {"config": cfg.model_dump(mode="json"), "fingerprint": cfg.fingerprint(),
+                        "compat": compat_key(cfg), "iteration": algo.iteration, "validation": [val]}
+                path = CheckpointStore(Path(tmp)).save(algo, algo.iteration, meta)
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(str(path)))
+    finally:
+        algo.stop()
+
+
+def run_tune(cfg: Config, experiment: str) -> Path | None:
+    """Run the search; return the best trial's best checkpoint folder."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    check_search_space(cfg)
+    tc = cfg.training.tune
+    space = {"base": cfg.model_dump(mode="json"),
+             "sampled": {k: tune.choice(v) for k, v in tc.search_space.items()}}
+    runners = cfg.training.num_env_runners
+    trainable = tune.with_resources(_trainable, tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * runners))
+    storage = Path(cfg.training.checkpoint_dir).resolve() / experiment / "tune"
+    tuner = tune.Tuner(
+        trainable, param_space=space,
+        tune_config=tune.TuneConfig(
+            metric=tc.metric, mode="max", num_samples=tc.num_samples, max_concurrent_trials=tc.max_concurrent,
+            scheduler=ASHAScheduler(max_t=cfg.training.iterations, grace_period=min(tc.grace_period, cfg.training.iterations)),
+        ),
+        run_config=tune.RunConfig(storage_path=str(storage), name="search", verbose=1,
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=tc.metric,
+                                                                          checkpoint_score_order="max")),
+    )
+    grid = tuner.fit()
+    best = grid.get_best_result(metric=tc.metric, mode="max")
+    table = grid.get_dataframe(filter_metric=tc.metric, filter_mode="max")
+    cols = [c for c in table.columns if c.startswith("config/sampled") or c in (tc.metric, "training_iteration")]
+    print(f"Tune over {len(table)} trials, metric {tc.metric} on the validation split (costs included):")
+    print(table[cols].sort_values(tc.metric, ascending=False).to_string(index=False))
+    ckpt = best.get_best_checkpoint(tc.metric, "max") if best else None
+    if ckpt is None:
+        log.warning("no trial reported a checkpoint")
+        return None
+    print(f"best trial: {best.config['sampled']} -> {tc.metric} {best.metrics.get(tc.metric):.3f}; checkpoint {ckpt.path}")
+    return Path(ckpt.path)
