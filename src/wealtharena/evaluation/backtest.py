@@ -59,7 +59,9 @@ class Backtest:
             r = tr.returns
             bench = self.benchmark_returns[: len(r)] if self.benchmark_returns is not None else None
             m = metrics.compute_metrics(r, bench, tr.weights).as_dict()
-            rows.append({"strategy": tr.name, "kind": tr.kind, **m, "costs_paid": float(tr.costs.sum()),
+            lo, hi = metrics.sharpe_interval(r)
+            rows.append({"strategy": tr.name, "kind": tr.kind, **m, "sharpe_ci_low": lo, "sharpe_ci_high": hi,
+                         "costs_paid": float(tr.costs.sum()),
                          "episode_reward": float(tr.rewards.sum()) if tr.rewards is not None else np.nan,
                          "risk_events": sum(tr.events.values())})
         return pd.DataFrame(rows).set_index("strategy")
@@ -146,8 +148,33 @@ def benchmark_buy_and_hold(cfg: Config, split: str, data: EnvData | None = None)
                  dates=market.dates[core.lo:core.hi + 1], values=values, weights=None, costs=costs)
 
 
-def run_baselines(cfg: Config, split: str, data: EnvData | None = None) -> list[Track]:
-    """Index buy-and-hold and equal weight rebalanced daily (no risk limits, same costs)."""
+FIT_DAYS = 1008  # classic portfolios are fit on the four years before the split starts
+
+
+def classic_weights(data: EnvData, split: str, start_row: int) -> dict[str, np.ndarray]:
+    """Inverse volatility, minimum variance and hierarchical risk parity (skfolio), fit on the
+    `FIT_DAYS` daily returns before `start_row`: out of sample for the split."""
+    from skfolio import RiskMeasure
+    from skfolio.optimization import HierarchicalRiskParity, InverseVolatility, MeanRisk, ObjectiveFunction
+
+    close = data.market.close
+    a = max(1, start_row - FIT_DAYS)
+    returns = pd.DataFrame(close[a:start_row + 1] / close[a - 1:start_row] - 1.0, columns=list(data.market.tickers))
+    models = {"inverse volatility": InverseVolatility(),
+              "minimum variance": MeanRisk(objective_function=ObjectiveFunction.MINIMIZE_RISK,
+                                           risk_measure=RiskMeasure.VARIANCE),
+              "hierarchical risk parity": HierarchicalRiskParity()}
+    out = {}
+    for name, model in models.items():
+        model.fit(returns)
+        w = np.clip(np.asarray(model.weights_, dtype=np.float64), 0.0, None)
+        out[name] = w / w.sum()
+    return out
+
+
+def run_baselines(cfg: Config, split: str, data: EnvData | None = None, classic: bool = True) -> list[Track]:
+    """Index buy-and-hold, equal weight rebalanced daily, and (`classic`) inverse volatility, minimum
+    variance and HRP fit before the split: all with the same costs, no risk limits, same first day."""
     data = data or load_env_data(cfg)
     n = data.market.n_assets
     tracks = []
@@ -156,6 +183,10 @@ def run_baselines(cfg: Config, split: str, data: EnvData | None = None) -> list[
         tracks.append(bh)
     equal = np.full(n, 1.0 / n)
     tracks.append(run_weights(cfg, "equal weight (daily)", lambda t: equal, split, data))
+    if classic:
+        start = TradingCore(cfg, ["balanced"], split, data).lo
+        for name, w in classic_weights(data, split, start).items():
+            tracks.append(run_weights(cfg, name, lambda t, w=w: w, split, data))
     return tracks
 
 

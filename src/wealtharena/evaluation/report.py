@@ -1,8 +1,10 @@
-"""Tables, plots and result files for a backtest. Every table and figure names its split, its
-date range and that costs are included."""
+"""Tables, plots, tearsheets and result files for a backtest. Every table and figure names its
+split, its date range and that costs are included."""
 from __future__ import annotations
 
+import html
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -12,31 +14,36 @@ import pandas as pd
 
 from wealtharena.evaluation.backtest import Backtest
 
+log = logging.getLogger(__name__)
+
 SHOWN = [("total_return", "total", "pct"), ("annual_return", "annual", "pct"), ("annual_volatility", "vol", "pct"),
-         ("sharpe", "Sharpe", "num"), ("sortino", "Sortino", "num"), ("calmar", "Calmar", "num"),
-         ("max_drawdown", "max DD", "pct"), ("max_drawdown_days", "DD days", "int"), ("var_95", "VaR95", "pct"),
-         ("cvar_95", "CVaR95", "pct"), ("win_rate", "win", "pct"), ("turnover", "turnover", "pct"),
-         ("beta", "beta", "num"), ("information_ratio", "IR", "num"), ("costs_paid", "costs", "money"),
-         ("risk_events", "risk evts", "int")]
+         ("sharpe", "Sharpe", "num"), ("sharpe_ci", "Sharpe 95% CI", "ci"), ("sortino", "Sortino", "num"),
+         ("calmar", "Calmar", "num"), ("max_drawdown", "max DD", "pct"), ("max_drawdown_days", "DD days", "int"),
+         ("var_95", "VaR95", "pct"), ("cvar_95", "CVaR95", "pct"), ("win_rate", "win", "pct"),
+         ("turnover", "turnover", "pct"), ("beta", "beta", "num"), ("information_ratio", "IR", "num"),
+         ("costs_paid", "costs", "money"), ("risk_events", "risk evts", "int")]
 
 SURVIVORSHIP_NOTE = ("Note: the bundled sample universe (20 S&P 500 stocks that were large in 2022) is "
                      "survivorship-biased; compare strategies with each other on it, not with real-time returns.")
 
 
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=table.index)
     for col, name, kind in SHOWN:
+        if kind == "ci":
+            if "sharpe_ci_low" in table:
+                out[name] = [("" if _missing(lo) else f"[{lo:.2f}, {hi:.2f}]")
+                             for lo, hi in zip(table["sharpe_ci_low"], table["sharpe_ci_high"])]
+            continue
         if col not in table:
             continue
-        values = table[col]
-        if kind == "pct":
-            out[name] = values.map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.1%}")
-        elif kind == "num":
-            out[name] = values.map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}")
-        elif kind == "money":
-            out[name] = values.map(lambda v: f"{v:,.0f}")
-        else:
-            out[name] = values.map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{int(v)}")
+        fmt = {"pct": lambda v: f"{v:+.1%}", "num": lambda v: f"{v:.2f}", "money": lambda v: f"{v:,.0f}",
+               "int": lambda v: f"{int(v)}"}[kind]
+        out[name] = table[col].map(lambda v, fmt=fmt: "" if _missing(v) else fmt(v))
     return out
 
 
@@ -49,35 +56,48 @@ def render(bt: Backtest, survivorship: bool = False) -> str:
 
 
 def _json_ready(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, (np.floating, np.integer)):
-        return _json_ready(value.item())
     return value
 
 
-def write_results(bt: Backtest, out_dir: Path, extra: dict[str, Any] | None = None) -> dict[str, Path]:
-    """results.json, equity.png, drawdown.png and allocation_<agent>.png under `out_dir`."""
+def write_results(bt: Backtest, out_dir: Path, extra: dict[str, Any] | None = None,
+                  tearsheets: bool = True, survivorship: bool = False) -> dict[str, Path]:
+    """report.html, results.json, plots, and a quantstats tearsheet per agent under `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     table = bt.metrics_table()
     payload = {
         "split": bt.split, "start": bt.start, "end": bt.end, "costs_included": True,
         "metrics": {name: {k: _json_ready(v) for k, v in row.items()} for name, row in table.to_dict("index").items()},
+        "risk_events_by_reason": {tr.name: dict(tr.events) for tr in bt.tracks if tr.kind == "agent"},
         "series": {tr.name: {"dates": [str(d) for d in tr.dates], "values": tr.values.tolist()} for tr in bt.tracks},
-        "risk_events": {tr.name: dict(tr.events) for tr in bt.tracks if tr.events},
         **(extra or {}),
     }
     paths = {"results": out_dir / "results.json"}
     paths["results"].write_text(json.dumps(payload, indent=1, default=str))
     paths |= plot_all(bt, out_dir)
+    if tearsheets:
+        paths |= write_tearsheets(bt, out_dir)
+    paths["report"] = write_html(bt, out_dir, paths, survivorship)
     return paths
 
 
-def plot_all(bt: Backtest, out_dir: Path) -> dict[str, Path]:
+# ------------------------------------------------------------------------------------ plots
+def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_all(bt: Backtest, out_dir: Path) -> dict[str, Path]:
+    plt = _plt()
+    from matplotlib.ticker import PercentFormatter
 
     paths: dict[str, Path] = {}
     dates = {tr.name: pd.to_datetime(tr.dates) for tr in bt.tracks}
@@ -99,7 +119,7 @@ def plot_all(bt: Backtest, out_dir: Path) -> dict[str, Path]:
         v = tr.values
         ax.plot(dates[tr.name], v / np.maximum.accumulate(v) - 1.0, lw=1.0, label=tr.name)
     ax.set_title(f"Drawdown ({bt.title()})")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -114,11 +134,11 @@ def plot_all(bt: Backtest, out_dir: Path) -> dict[str, Path]:
         w = tr.weights
         top = np.argsort(-w.mean(axis=0))[:8]
         rest = np.delete(w, top, axis=1).sum(axis=1)
-        labels = [bt.tickers[i] for i in top]
-        stack = [w[:, i] for i in top] + [rest, 1.0 - w.sum(axis=1)]
-        ax.stackplot(dates[tr.name][1:], *stack, labels=labels + ["others", "cash"], alpha=0.85)
+        stack = [w[:, i] for i in top] + [rest, np.maximum(1.0 - w.sum(axis=1), 0.0)]
+        labels = [bt.tickers[i] if bt.tickers else str(i) for i in top] + ["others", "cash"]
+        ax.stackplot(dates[tr.name][1:], *stack, labels=labels, alpha=0.85)
         ax.set_ylim(0, 1)
-        ax.set_title(f"Allocation of {tr.name} ({bt.title()})")
+        ax.set_title(f"Allocation of {tr.name} after the risk manager ({bt.title()})")
         ax.legend(fontsize=7, ncol=5, loc="upper left")
         fig.tight_layout()
         path = out_dir / f"allocation_{tr.name}.png"
@@ -126,3 +146,74 @@ def plot_all(bt: Backtest, out_dir: Path) -> dict[str, Path]:
         plt.close(fig)
         paths[f"allocation_{tr.name}"] = path
     return paths
+
+
+def plot_training_history(history: list[dict[str, Any]], path: Path) -> Path | None:
+    """Episode return and each reward term per policy over training iterations (train split)."""
+    if not history:
+        return None
+    plt = _plt()
+    policies = sorted({p for row in history for p in row["reward_terms"]} | {p for row in history for p in row["policy_return"]})
+    terms = sorted({t for row in history for d in row["reward_terms"].values() for t in d})
+    fig, axes = plt.subplots(1, len(policies), figsize=(5 * len(policies), 4), squeeze=False, sharey=False)
+    it = [row["iteration"] for row in history]
+    for ax, p in zip(axes[0], policies):
+        ax.plot(it, [row["policy_return"].get(p, np.nan) for row in history], "k-", lw=2, label="episode return")
+        for t in terms:
+            ax.plot(it, [row["reward_terms"].get(p, {}).get(t, np.nan) for row in history], lw=1, label=t)
+        ax.set_title(f"{p}: reward terms per episode (train split)")
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------- tearsheets
+def write_tearsheets(bt: Backtest, out_dir: Path) -> dict[str, Path]:
+    """A quantstats HTML tearsheet per agent against the benchmark index (costs included)."""
+    try:
+        import quantstats as qs
+    except ImportError:
+        log.warning("quantstats is not installed: no tearsheets")
+        return {}
+    _plt()
+    paths = {}
+    bench = None
+    bh = next((tr for tr in bt.tracks if "buy & hold" in tr.name), None)
+    for tr in bt.tracks:
+        if tr.kind != "agent":
+            continue
+        index = pd.to_datetime(tr.dates[1:])
+        r = pd.Series(tr.returns, index=index, name=tr.name)
+        if bh is not None:
+            bench = pd.Series(bh.returns[: len(r)], index=index[: len(bh.returns)], name=bh.name)
+        path = out_dir / f"tearsheet_{tr.name}.html"
+        try:
+            qs.reports.html(r, benchmark=bench, output=str(path),
+                            title=f"{tr.name}: {bt.title()}", download_filename=path.name)
+            paths[f"tearsheet_{tr.name}"] = path
+        except Exception as exc:  # a third-party report must not sink the evaluation
+            log.warning("tearsheet for %s failed: %s", tr.name, exc)
+    return paths
+
+
+def write_html(bt: Backtest, out_dir: Path, paths: dict[str, Path], survivorship: bool) -> Path:
+    table = format_table(bt.metrics_table())
+    images = "".join(f'<h3>{html.escape(k)}</h3><img src="{p.name}" style="max-width:100%">'
+                     for k, p in paths.items() if p.suffix == ".png")
+    sheets = "".join(f'<li><a href="{p.name}">{html.escape(k)}</a></li>' for k, p in paths.items() if p.suffix == ".html")
+    body = (f"<h1>WealthArena evaluation</h1><p><b>{html.escape(bt.title())}</b>. Every figure is net of "
+            "commission and slippage; all strategies start with the same cash on the same day.</p>"
+            + (f"<p><i>{html.escape(SURVIVORSHIP_NOTE)}</i></p>" if survivorship else "")
+            + table.to_html(classes="metrics", border=0) + (f"<h2>Tearsheets</h2><ul>{sheets}</ul>" if sheets else "")
+            + images)
+    style = ("<style>body{font-family:sans-serif;margin:2em} table.metrics{border-collapse:collapse;font-size:13px}"
+             "table.metrics td,table.metrics th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style>")
+    path = out_dir / "report.html"
+    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>WealthArena {bt.split}</title>"
+                    f"{style}</head><body>{body}</body></html>")
+    return path

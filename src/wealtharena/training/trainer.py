@@ -258,9 +258,13 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
     start = algo.iteration
     end = start + iterations
     base_meta = {"config": cfg.model_dump(mode="json"), "fingerprint": cfg.fingerprint(), "compat": compat_key(cfg),
-                 "experiment": experiment, "git_commit": git_commit(), "command": " ".join(sys.argv)}
+                 "experiment": experiment, "git_commit": git_commit(), "command": " ".join(sys.argv),
+                 "data": data_fingerprint(cfg)}
     if tracker is not None:
-        tracker.start(cfg, run_dir, base_meta)
+        tracker.start(cfg, run_dir, base_meta, base_meta["data"])
+        ml = getattr(tracker, "mlflow", None)
+        if ml is not None and ml.run_id:
+            base_meta["mlflow"] = {"run_id": ml.run_id, "tracking_uri": ml.uri, "experiment": ml.experiment}
     last_ckpt = run_dir / (json.loads((run_dir / LATEST).read_text())["path"] if (run_dir / LATEST).exists() else "")
     best_path = run_dir / "best" if (run_dir / "best").exists() else None
     t_start = time.perf_counter()
@@ -318,6 +322,16 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
         algo.stop()
     return TrainResult(run_dir=run_dir, last_checkpoint=last_ckpt, best_checkpoint=best_path,
                        history=history, validation=validation)
+
+
+def data_fingerprint(cfg: Config) -> dict[str, Any]:
+    """Provider, tickers, dates and checksum of the data a run trains on (its data version)."""
+    from wealtharena.envs.core import load_env_data
+
+    market = load_env_data(cfg).market
+    return {"provider": market.provider, "source": market.source, "tickers": ",".join(market.tickers),
+            "start": str(market.dates[0]), "end": str(market.dates[-1]), "fields": ",".join(market.fields),
+            "sha256": market.fingerprint()}
 
 
 def _rng_state() -> dict[str, Any]:

@@ -1,0 +1,294 @@
+"""Run tracking: MLflow always (SQLite file in the working folder by default, or a server), W&B when asked.
+
+A tracker never stops training. If the tracking server cannot be reached at the start, the run
+is recorded in the local SQLite store instead and the log says so; if a call fails later, the
+failure is logged once and every later record goes to `<run_dir>/tracking_fallback.jsonl`, so
+nothing is lost. Secrets (WANDB_API_KEY, credentials in URIs) are never logged.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from wealtharena.config import Config, ServiceSettings, redact_url
+
+log = logging.getLogger(__name__)
+
+MAX_PARAM_LEN = 500
+
+
+def metric_name(name: str) -> str:
+    """MLflow allows letters, digits, _ - . / and spaces in metric names: 'SP500 buy & hold' -> 'SP500_buy_hold'."""
+    return re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_\-./]", "_", name))
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists are kept as their JSON text."""
+    out: dict[str, Any] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out |= flatten(v, f"{prefix}{k}.")
+    else:
+        out[prefix[:-1]] = json.dumps(d) if isinstance(d, (list, tuple)) else d
+    return out
+
+
+def iteration_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """One training iteration as flat metric names (train/return/<policy>, train/reward_terms/...)."""
+    m: dict[str, float] = {"train/env_steps_per_s": row["env_steps_per_s"], "train/env_steps": row["env_steps"]}
+    for p, v in row["policy_return"].items():
+        m[f"train/return/{p}"] = v
+    for p, terms in row["reward_terms"].items():
+        for t, v in terms.items():
+            m[f"train/reward_terms/{p}/{t}"] = v
+    for p, stats in row["learner"].items():
+        for k, v in stats.items():
+            m[f"learner/{p}/{k}"] = v
+    return m
+
+
+def validation_metrics(val: dict[str, Any]) -> dict[str, float]:
+    m = {"validation/mean_sharpe": val["mean_sharpe"], "validation/mean_episode_reward": val["mean_episode_reward"]}
+    for p, v in val["policy_episode_reward"].items():
+        m[f"validation/episode_reward/{p}"] = v
+    for agent, stats in val["agents"].items():
+        for k in ("sharpe", "total_return", "max_drawdown", "episode_reward"):
+            m[f"validation/{agent}/{k}"] = stats[k]
+    return m
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, float]:
+    import math
+
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+
+
+class MlflowTracker:
+    def __init__(self, cfg: Config, experiment: str, services: ServiceSettings | None = None,
+                 workdir: Path | None = None):
+        services = services or ServiceSettings.from_env()
+        self.workdir = (workdir or Path.cwd()).resolve()
+        self.local_uri = f"sqlite:///{self.workdir / 'mlflow.db'}"
+        self.uri = cfg.tracking.mlflow.tracking_uri or services.mlflow_tracking_uri or self.local_uri
+        self.experiment = cfg.tracking.mlflow.experiment or experiment
+        self.client: Any = None
+        self.run_id: str | None = None
+        self.fallback: Path | None = None
+        self.failed = False
+
+    # -------------------------------------------------------------- plumbing
+    def _connect(self, uri: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            artifacts = None
+            if uri.startswith("sqlite:"):
+                artifacts = (self.workdir / "mlruns").as_uri()
+            exp_id = client.create_experiment(self.experiment, artifact_location=artifacts)
+        else:
+            exp_id = exp.experiment_id
+        self.client, self.exp_id, self.uri = client, exp_id, uri
+
+    def _safe(self, what: str, fn: Any, record: dict[str, Any] | None = None) -> None:
+        if not self.failed and self.client is not None:
+            try:
+                fn()
+                return
+            except Exception as exc:  # any transport or server error: never stop training
+                self.failed = True
+                log.warning("MLflow %s failed (%s): training goes on; from now on records go to %s",
+                            what, type(exc).__name__, self.fallback)
+        if self.fallback is not None and record is not None:
+            with self.fallback.open("a") as fh:
+                fh.write(json.dumps({"what": what, **record}, default=str) + "\n")
+
+    @classmethod
+    def attach(cls, cfg: Config, record: dict[str, Any], run_dir: Path) -> MlflowTracker | None:
+        """Reopen the MLflow run a checkpoint was trained in (to add test metrics and reports)."""
+        tracker = cls(cfg, record.get("experiment", cfg.name))
+        tracker.fallback = run_dir / "tracking_fallback.jsonl"
+        try:
+            tracker._connect(record["tracking_uri"])
+            tracker.client.get_run(record["run_id"])
+        except Exception as exc:
+            log.warning("cannot reopen MLflow run %s at %s (%s): evaluation results stay in the run folder",
+                        record.get("run_id"), redact_url(record.get("tracking_uri")), type(exc).__name__)
+            return None
+        tracker.run_id = record["run_id"]
+        return tracker
+
+    # -------------------------------------------------------------- API used by the trainer
+    def start(self, cfg: Config, run_dir: Path, meta: dict[str, Any], data_fingerprint: dict[str, Any] | None = None) -> None:
+        self.fallback = run_dir / "tracking_fallback.jsonl"
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+        try:
+            self._connect(self.uri)
+        except Exception as exc:
+            log.warning("MLflow tracking server %s unreachable (%s): recording this run in the local store %s",
+                        redact_url(self.uri), type(exc).__name__, self.local_uri)
+            try:
+                self._connect(self.local_uri)
+            except Exception as exc2:
+                log.warning("local MLflow store failed too (%s): records go to %s", exc2, self.fallback)
+                self.failed = True
+                return
+        from mlflow.entities import Param, RunTag
+
+        tags = {"mlflow.runName": run_dir.name, "config_fingerprint": meta["fingerprint"],
+                "git_commit": meta.get("git_commit") or "unknown", "command": meta.get("command", "")[:5000],
+                "run_dir": str(run_dir)}
+        if data_fingerprint:
+            tags |= {f"data.{k}": str(v)[:5000] for k, v in data_fingerprint.items()}
+        run = self.client.create_run(self.exp_id, tags=tags)
+        self.run_id = run.info.run_id
+        params = [Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in flatten(meta["config"]).items()]
+
+        def log_params() -> None:
+            for i in range(0, len(params), 100):
+                self.client.log_batch(self.run_id, params=params[i:i + 100])
+            self.client.log_dict(self.run_id, meta["config"], "config/resolved_config.json")
+            self.client.log_batch(self.run_id, tags=[RunTag("config_hash", meta["fingerprint"])])
+
+        self._safe("log params", log_params, {"params": meta["config"]})
+        log.info("MLflow run %s in experiment '%s' at %s", self.run_id, self.experiment, redact_url(self.uri))
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+        import time
+
+        clean = _finite(metrics)
+        now = int(time.time() * 1000)
+        batch = [Metric(metric_name(k), v, now, step) for k, v in clean.items()]
+
+        def send() -> None:
+            for i in range(0, len(batch), 1000):
+                self.client.log_batch(self.run_id, metrics=batch[i:i + 1000])
+
+        self._safe("log metrics", send, {"step": step, "metrics": clean})
+
+    def log_iteration(self, row: dict[str, Any]) -> None:
+        self.log_metrics(iteration_metrics(row), row["iteration"])
+
+    def log_validation(self, val: dict[str, Any]) -> None:
+        self.log_metrics(validation_metrics(val), val["iteration"])
+
+    def log_artifacts(self, paths: list[Path], artifact_path: str) -> None:
+        def send() -> None:
+            for p in paths:
+                self.client.log_artifact(self.run_id, str(p), artifact_path)
+
+        self._safe("log artifacts", send, {"artifacts": [str(p) for p in paths], "artifact_path": artifact_path})
+
+    def log_policies(self, checkpoint: Path, policies: list[str]) -> None:
+        """Each policy's RLModule as an MLflow logged model (PyTorch flavour) and its RLlib folder."""
+        from wealtharena.training.inference import MODULES_DIR
+
+        def send() -> None:
+            import mlflow
+            import mlflow.pytorch
+            from ray.rllib.core.rl_module.rl_module import RLModule
+
+            mlflow.set_tracking_uri(self.uri)
+            with mlflow.start_run(run_id=self.run_id):
+                for p in policies:
+                    module = RLModule.from_checkpoint((checkpoint / MODULES_DIR / p).resolve())
+                    mlflow.pytorch.log_model(module, name=f"policy_{p}", serialization_format="pickle")
+            self.client.set_tag(self.run_id, "checkpoint", str(checkpoint))
+
+        self._safe("log policies", send, {"checkpoint": str(checkpoint)})
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self._safe("finish", lambda: self.client.set_terminated(self.run_id, status), {"status": status})
+
+
+class WandbTracker:
+    """W&B with the same metrics. Online with WANDB_API_KEY, else offline (`WANDB_MODE=offline`)."""
+
+    def __init__(self, cfg: Config, experiment: str, services: ServiceSettings | None = None):
+        services = services or ServiceSettings.from_env()
+        self.mode = "online" if (cfg.tracking.wandb.mode == "online" and services.wandb_api_key) else "offline"
+        if cfg.tracking.wandb.mode == "online" and not services.wandb_api_key:
+            log.warning("W&B online needs WANDB_API_KEY in the environment; logging offline instead")
+        self.project = cfg.tracking.wandb.project
+        self.experiment = experiment
+        self.run: Any = None
+
+    def start(self, cfg: Config, run_dir: Path, meta: dict[str, Any], data_fingerprint: dict[str, Any] | None = None) -> None:
+        try:
+            import wandb
+        except ImportError:
+            log.warning("W&B requested but the wandb package is not installed (pip install -e '.[wandb]')")
+            return
+        os.environ.setdefault("WANDB_SILENT", "true")
+        try:
+            self.run = wandb.init(project=self.project, group=self.experiment, name=run_dir.name, mode=self.mode,
+                                  dir=str(run_dir), config={**flatten(meta["config"]), "config_hash": meta["fingerprint"],
+                                                             "git_commit": meta.get("git_commit")}, reinit="finish_previous")
+        except Exception as exc:
+            log.warning("W&B init failed (%s): training goes on without W&B", exc)
+            self.run = None
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        if self.run is not None:
+            try:
+                self.run.log(_finite(metrics), step=step)
+            except Exception as exc:
+                log.warning("W&B log failed (%s); W&B is off for the rest of the run", exc)
+                self.run = None
+
+    def log_iteration(self, row: dict[str, Any]) -> None:
+        self.log_metrics(iteration_metrics(row), row["iteration"])
+
+    def log_validation(self, val: dict[str, Any]) -> None:
+        self.log_metrics(validation_metrics(val), val["iteration"])
+
+    def log_artifacts(self, paths: list[Path], artifact_path: str) -> None:
+        if self.run is not None:
+            for p in paths:
+                if p.suffix == ".png":
+                    import wandb
+
+                    self.run.log({f"{artifact_path}/{p.stem}": wandb.Image(str(p))})
+
+    def log_policies(self, checkpoint: Path, policies: list[str]) -> None:
+        if self.run is not None:
+            self.run.summary["checkpoint"] = str(checkpoint)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=0 if status == "FINISHED" else 1)
+            self.run = None
+
+
+class Trackers:
+    """Fan-out to every enabled tracker; the trainer sees one object."""
+
+    def __init__(self, trackers: list[Any]):
+        self.trackers = trackers
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> None:
+            for t in self.trackers:
+                getattr(t, name)(*args, **kwargs)
+        return call
+
+    @property
+    def mlflow(self) -> MlflowTracker | None:
+        return next((t for t in self.trackers if isinstance(t, MlflowTracker)), None)
+
+
+def make_trackers(cfg: Config, experiment: str, wandb: bool = False, services: ServiceSettings | None = None) -> Trackers:
+    trackers: list[Any] = []
+    if cfg.tracking.mlflow.enabled:
+        trackers.append(MlflowTracker(cfg, experiment, services))
+    if wandb or cfg.tracking.wandb.enabled:
+        trackers.append(WandbTracker(cfg, experiment, services))
+    return Trackers(trackers)

@@ -1,0 +1,69 @@
+"""Reports on fixed returns: hand-checked numbers, and the files a user opens."""
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wealtharena.evaluation.backtest import Backtest, Track
+from wealtharena.evaluation.report import format_table, render, write_results
+from wealtharena.evaluation.seeds import aggregate
+from wealtharena.evaluation.seeds import render as render_seeds
+
+
+def _track(name, values, kind="agent", costs=None, weights=True):
+    values = np.asarray(values, dtype=float)
+    dates = pd.bdate_range("2019-01-02", periods=len(values)).to_numpy().astype("datetime64[D]")
+    n = len(values) - 1
+    return Track(name=name, kind=kind, dates=dates, values=values,
+                 weights=np.full((n, 2), 0.4) if weights else None,
+                 costs=np.full(n, 1.0) if costs is None else costs, rewards=np.ones(n) if kind == "agent" else None,
+                 events=Counter({"position_cap": 3, "stop_loss": 1}) if kind == "agent" else Counter(), profile="balanced")
+
+
+def test_hand_checked_numbers():
+    tr = _track("a", [100.0, 110.0, 99.0, 108.9])
+    bench = _track("b", [100.0, 101.0, 102.01, 103.0301], kind="benchmark", weights=False)
+    bt = Backtest("test", "2019-01-02", "2019-01-07", [tr, bench], benchmark_returns=np.full(3, 0.01), tickers=("X", "Y"))
+    t = bt.metrics_table()
+    # returns +10%, -10%, +10%: total 1.1 * 0.9 * 1.1 - 1 = 8.9%; drawdown 99/110 - 1 = -10%
+    assert t.loc["a", "total_return"] == pytest.approx(0.089)
+    assert t.loc["a", "max_drawdown"] == pytest.approx(-0.10)
+    assert t.loc["a", "win_rate"] == pytest.approx(2 / 3)
+    r = np.array([0.1, -0.1, 0.1])
+    assert t.loc["a", "sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(252))
+    assert t.loc["a", "costs_paid"] == 3.0 and t.loc["a", "risk_events"] == 4
+    assert t.loc["b", "total_return"] == pytest.approx(0.030301)
+    text = render(bt, survivorship=True)
+    assert "test split, 2019-01-02 .. 2019-01-07, costs included" in text and "survivorship" in text
+    assert format_table(t).loc["a", "total"] == "+8.9%"
+
+
+def test_report_files_are_written_and_not_empty(tmp_path):
+    rng = np.random.default_rng(0)
+    values = 1e6 * np.cumprod(np.r_[1.0, 1 + rng.normal(0.0005, 0.01, 300)])
+    bench = 1e6 * np.cumprod(np.r_[1.0, 1 + rng.normal(0.0003, 0.01, 300)])
+    bt = Backtest("validation", "2019-01-02", "2020-02-25",
+                  [_track("balanced_0", values), _track("SP500 buy & hold", bench, kind="benchmark", weights=False)],
+                  benchmark_returns=bench[1:] / bench[:-1] - 1, tickers=("AAA", "BBB"))
+    paths = write_results(bt, tmp_path, {"checkpoint": "x"}, survivorship=True)
+    expected = {"results", "equity", "drawdown", "allocation_balanced_0", "tearsheet_balanced_0", "report"}
+    assert expected <= set(paths)
+    for p in paths.values():
+        assert p.is_file() and p.stat().st_size > 500, p
+    html = paths["report"].read_text()
+    assert "validation split, 2019-01-02 .. 2020-02-25, costs included" in html and "tearsheet_balanced_0.html" in html
+    lo, hi = bt.metrics_table().loc["balanced_0", ["sharpe_ci_low", "sharpe_ci_high"]]
+    assert lo < bt.metrics_table().loc["balanced_0", "sharpe"] < hi
+
+
+def test_seed_aggregation_by_hand():
+    t0 = pd.DataFrame({"annual_return": [0.10, 0.05], "sharpe": [1.0, 0.5], "max_drawdown": [-0.1, -0.2],
+                       "annual_volatility": [0.1, 0.1], "costs_paid": [100.0, 0.0]}, index=["agent", "bench"])
+    t1 = t0.copy()
+    t1.loc["agent", ["annual_return", "sharpe"]] = [0.30, 2.0]
+    agg = aggregate({0: t0, 1: t1})
+    assert agg.loc["agent", "sharpe mean"] == pytest.approx(1.5)
+    assert agg.loc["agent", "sharpe std"] == pytest.approx(np.std([1.0, 2.0], ddof=1))
+    assert agg.loc["agent", "annual_return min"] == pytest.approx(0.10) and agg.loc["bench", "sharpe std"] == 0.0
+    assert "1.50 ± 0.71 [1.00 .. 2.00]" in render_seeds(agg, "test split")
