@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""PPO training throughput with MultiAgentTradingEnv against the same run with a no-op env of
+identical spaces (5 agents, same observation and action shapes, same episode length): RLlib's
+own ceiling on this machine. Target (issue #5): ours >= 0.9x the no-op figure.
+
+    python benchmarks/bench_train.py [--iterations 4] [--runners 1] [--envs 4] [--batch 4000]
+
+env steps/s = env steps sampled / wall time of algo.train(), median over iterations after the first.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import time
+
+import numpy as np
+import pandas as pd
+from gymnasium import spaces
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+from wealtharena.config import load_config
+
+
+class NoOpMultiAgentEnv(MultiAgentEnv):
+    """Same agents and spaces as MultiAgentTradingEnv, zero work per step."""
+
+    def __init__(self, env_config: dict | None = None):
+        super().__init__()
+        c = env_config or {}
+        self.possible_agents = list(c["agents"])
+        self.agents = list(self.possible_agents)
+        obs = spaces.Box(-10.0, 10.0, (c["obs_dim"],), np.float32)
+        act = spaces.Box(-1.0, 1.0, (c["act_dim"],), np.float32)
+        self.observation_spaces = {a: obs for a in self.possible_agents}
+        self.action_spaces = {a: act for a in self.possible_agents}
+        self.length = c["length"]
+        self._obs = np.zeros(c["obs_dim"], np.float32)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        self.agents = list(self.possible_agents)
+        return {a: self._obs for a in self.agents}, {a: {} for a in self.agents}
+
+    def step(self, action_dict):
+        self.t += 1
+        done = self.t >= self.length
+        obs = {a: self._obs for a in action_dict}
+        rew = {a: 0.0 for a in action_dict}
+        term = {a: False for a in action_dict} | {"__all__": False}
+        trunc = {a: done for a in action_dict} | {"__all__": done}
+        return obs, rew, term, trunc, {a: {} for a in action_dict}
+
+
+def measure(config, iterations: int) -> float:
+    algo = config.build_algo()
+    try:
+        rates = []
+        for i in range(iterations):
+            t0 = time.perf_counter()
+            result = algo.train()
+            steps = result["env_runners"]["num_env_steps_sampled"]
+            if i > 0:
+                rates.append(steps / (time.perf_counter() - t0))
+        return statistics.median(rates)
+    finally:
+        algo.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--iterations", type=int, default=4)
+    p.add_argument("--runners", type=int, default=1)
+    p.add_argument("--envs", type=int, default=4)
+    p.add_argument("--batch", type=int, default=4000)
+    args = p.parse_args()
+    logging.disable(logging.WARNING)
+    from ray.tune.registry import register_env
+
+    from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
+    from wealtharena.training.algorithms import build_algorithm_config
+    from wealtharena.training.trainer import ray_session
+
+    cfg = load_config("default", {"training.num_env_runners": args.runners,
+                                  "training.num_envs_per_env_runner": args.envs,
+                                  "training.train_batch_size": args.batch})
+    probe = MultiAgentTradingEnv({"config": cfg})
+    noop_config = {"agents": probe.possible_agents, "obs_dim": probe.core.dim, "act_dim": probe.core.n + 1,
+                   "length": cfg.env.episode_length}
+    rows = []
+    with ray_session(cfg, local=True):
+        register_env("wealtharena_noop", lambda c: NoOpMultiAgentEnv(dict(c)))
+        ours = build_algorithm_config(cfg)
+        noop = build_algorithm_config(cfg).environment("wealtharena_noop", env_config=noop_config)
+        for name, config in (("no-op env (RLlib ceiling)", noop), ("MultiAgentTradingEnv", ours)):
+            rows.append({"env": name, "env steps/s": round(measure(config, args.iterations)),
+                         "runners x envs": f"{args.runners} x {args.envs}", "batch": args.batch})
+    table = pd.DataFrame(rows)
+    table["ratio to no-op"] = (table["env steps/s"] / table["env steps/s"].iloc[0]).round(2)
+    print(f"PPO, torch threads 1, {os.cpu_count()} cores")
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
