@@ -198,8 +198,10 @@ class ExecutionConfig(_Strict):
 class EnvConfig(_Strict):
     """Episodes, observation window, action mapping, reward scale, termination, execution costs.
 
-    Actions are N+1 numbers in [-1, 1] (assets, then cash) mapped to weights by
-    softmax(action_scale * action). An episode starts at a random row of its split in training
+    Actions are N+1 real numbers (assets, then cash) mapped to a portfolio p =
+    softmax(action_scale * tanh(action)); the target is (1 - rebalance_speed) * current weights +
+    rebalance_speed * p (1.0: trade all the way every day; 0.2: a fifth of the way, which keeps a
+    noisy policy from paying for its noise). The risk gate acts on that target. An episode starts at a random row of its split in training
     (`random_start`) and runs `episode_length` steps, or the whole split when null.
     """
 
@@ -210,6 +212,7 @@ class EnvConfig(_Strict):
     ruin_fraction: Fraction = 0.5
     terminate_on_halt: bool = True
     action_scale: Annotated[float, Field(gt=0.0, le=50.0)] = 5.0
+    rebalance_speed: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     reward_scale: Positive = 100.0
     desk_observation: bool = True
     execution: ExecutionConfig = ExecutionConfig()
@@ -361,7 +364,9 @@ class TrainingConfig(_Strict):
     num_env_runners: Annotated[int, Field(ge=0, le=1024)] = 1
     num_envs_per_env_runner: PositiveInt = 4
     num_cpus: PositiveInt | None = None
-    num_gpus_per_learner: NonNegative = 0.0
+    num_cpus_per_env_runner: Annotated[float, Field(gt=0.0, le=64.0)] = 1.0
+    custom_resources_per_env_runner: dict[str, float] = Field(default_factory=dict)
+    num_gpus_per_learner: NonNegative | Literal["auto"] = "auto"
     train_batch_size: PositiveInt = 4000
     minibatch_size: PositiveInt = 1000
     num_epochs: PositiveInt = 4

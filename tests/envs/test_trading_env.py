@@ -156,3 +156,28 @@ def test_terminated_on_ruin_truncated_at_the_end(base):
         if term or trunc:
             break
     assert (trunc, term, info["date"], steps) == (True, False, "2022-12-28", env.core.max_steps())
+
+
+def test_rebalance_speed_moves_part_of_the_way(base):
+    cfg = {**base, "risk": {**base["risk"], **LOOSE_RISK}}
+    env = TradingEnv(config=cfg, split="validation", env__random_start=False, env__rebalance_speed=0.5)
+    env.reset()
+    _, _, _, _, info = env.step(np.zeros(21, dtype=np.float32))        # from cash, half way to 1/21 each
+    np.testing.assert_allclose(info["weights"], np.full(20, 0.5 / 21))
+    current = env.core.pm.book.weights()[0].copy()
+    _, _, _, _, info = env.step(np.zeros(21, dtype=np.float32))
+    np.testing.assert_allclose(info["weights"], 0.5 * current + 0.5 / 21)
+
+
+def test_any_real_action_is_squashed_not_clipped(base):
+    env = _env(base, split="validation", env__random_start=False)
+    env.reset()
+    big = np.zeros(21, dtype=np.float32)
+    big[0] = 3.0                                                        # beyond the Box bound
+    w_big = env.core.weights_from_actions(big[None, :])[0, 0]
+    big[0] = 1.0
+    w_one = env.core.weights_from_actions(big[None, :])[0, 0]
+    assert w_big > w_one                                                # tanh keeps the ordering past +-1
+    inf = np.full(21, -np.inf, dtype=np.float32)
+    inf[-1] = np.inf
+    assert env.core.weights_from_actions(inf[None, :]).sum() < 1e-3      # +-inf are valid: all cash

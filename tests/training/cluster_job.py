@@ -30,7 +30,7 @@ def main(config: str, workdir: str) -> None:
         rc_eval = train.main(["--mode", "evaluate", "--checkpoint", str(run / "best"), "--split", "validation"])
         print("CLUSTER_RESULT " + json.dumps({
             "rc_train": rc_train, "rc_eval": rc_eval, "runners": meta["runners"],
-            "head": cluster.head_node.unique_id, "worker": worker.unique_id,
+            "head": cluster.head_node.node_id, "worker": worker.node_id,
             "report": str(run / "best" / "eval-validation" / "report.html")}))
     finally:
         ray.shutdown()

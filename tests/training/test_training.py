@@ -15,15 +15,16 @@ from wealtharena.training.trainer import check_compatible, read_meta, resolve_ch
 pytestmark = pytest.mark.slow
 
 
+def _with(cfg, **training):
+    return cfg.model_copy(update={"training": cfg.training.model_copy(update=training)})
+
+
 @pytest.fixture(scope="module")
 def ppo_run(ray_local, tiny_config, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    cfg = tiny_config.model_copy(update={"training": tiny_config.training.model_copy(update={"checkpoint_dir": root})})
+    shared = (root / "shared-storage").as_uri()                  # a pyarrow URI, as s3:// would be
+    cfg = _with(tiny_config, checkpoint_dir=root / "local", storage_path=shared)
     return cfg, train(cfg, "t", iterations=2, run_name="ppo", progress=False)
-
-
-def _with(cfg, **training):
-    return cfg.model_copy(update={"training": cfg.training.model_copy(update=training)})
 
 
 def test_ppo_trains_checkpoints_and_validates(ppo_run):
@@ -67,12 +68,21 @@ def test_restored_checkpoint_acts_identically_with_and_without_ray(ppo_run):
         np.testing.assert_array_equal(standalone[agent], restored[agent])
 
 
-def test_resume_continues_the_iteration_count(ppo_run):
+def test_checkpoints_are_mirrored_to_shared_storage(ppo_run):
     cfg, result = ppo_run
-    resumed = train(cfg, "t", iterations=1, checkpoint=result.run_dir, progress=False)
-    assert resumed.run_dir == result.run_dir
+    mirror = Path(cfg.training.storage_path.removeprefix("file://")) / "t" / "ppo"
+    assert json.loads((mirror / "latest.json").read_text()) == {"path": "iter_000002", "iteration": 2}
+    assert (mirror / "iter_000002" / "wealtharena.json").is_file() and (mirror / "best").is_dir()
+
+
+def test_resume_from_shared_storage_continues_the_iteration_count(ppo_run):
+    cfg, result = ppo_run
+    resumed = train(cfg, "t", iterations=1, checkpoint=f"{cfg.training.storage_path}/t/ppo", progress=False)
+    assert resumed.run_dir == result.run_dir                     # same run, on this node
     assert [h["iteration"] for h in resumed.history] == [1, 2, 3]
     assert json.loads((result.run_dir / "latest.json").read_text())["iteration"] == 3
+    mirror = Path(cfg.training.storage_path.removeprefix("file://")) / "t" / "ppo"
+    assert json.loads((mirror / "latest.json").read_text())["iteration"] == 3
 
 
 def test_same_seed_same_first_iteration(ray_local, tiny_config, tmp_path):

@@ -43,26 +43,30 @@ class EnvData:
     block: np.ndarray             # [T, Dm] float32: the market part of every observation
     block_names: tuple[str, ...]
     first_row: int                # first row whose features (and window) are all valid
+    origin: str = "loaded"        # "loaded" (provider/cache) or "object_store" (shared by the driver)
 
 
 _CACHE: dict[str, EnvData] = {}
 _LOCK = threading.Lock()
 
 
-def _data_key(cfg: Config) -> str:
+def data_key(cfg: Config) -> str:
     shared = {k: getattr(cfg.risk, k) for k in SHARED_RISK_KEYS}
     blob = json.dumps([cfg.data.model_dump(mode="json"), cfg.features.model_dump(mode="json"), shared,
                        cfg.env.window], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def load_env_data(cfg: Config, services: ServiceSettings | None = None) -> EnvData:
-    """Market data, features and the observation block for `cfg`, built once per process."""
-    key = _data_key(cfg)
+def load_env_data(cfg: Config, services: ServiceSettings | None = None,
+                  market: MarketData | None = None) -> EnvData:
+    """Market data, features and the observation block for `cfg`, built once per process.
+    `market`, when given (e.g. fetched from the Ray object store), is used instead of loading."""
+    key = data_key(cfg)
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
-        market = load_market_data(cfg.data, services)
+        origin = "object_store" if market is not None else "loaded"
+        market = market if market is not None else load_market_data(cfg.data, services)
         features = build_features(market, cfg.features)
         mr = MarketRisk.build(market, cfg.risk, features.regime)
         w = cfg.env.window
@@ -76,13 +80,16 @@ def load_env_data(cfg: Config, services: ServiceSettings | None = None) -> EnvDa
         block[:, w * n * f:] = features.market
         names += [f"market.{m}" for m in features.market_names]
         data = EnvData(market=market, features=features, market_risk=mr, momentum=momentum_signal(market.close),
-                       block=block, block_names=tuple(names), first_row=features.first_valid + w - 1)
+                       block=block, block_names=tuple(names), first_row=features.first_valid + w - 1,
+                       origin=origin)
         _CACHE[key] = data
         return data
 
 
 class TradingCore:
-    """K agents, one market clock. Actions [K, N+1] in [-1, 1] -> weights by softmax(scale * a)."""
+    """K agents, one market clock. Actions [K, N+1] (any real numbers) -> weights by
+    softmax(scale * tanh(a)): smooth everywhere, so a Gaussian policy keeps its gradient
+    beyond +-1 (clipping would make every sample past the bound look the same)."""
 
     def __init__(self, cfg: Config, profiles: Sequence[str], split: str, data: EnvData | None = None,
                  desk: bool = False):
@@ -102,6 +109,7 @@ class TradingCore:
                                    regime=self.data.features.regime, market_risk=self.data.market_risk)
         self.reward = CompositeReward([cfg.profile_reward(p) for p in profiles], self.n, cfg.env.reward_scale)
         self.scale = cfg.env.action_scale
+        self.speed = cfg.env.rebalance_speed
         self.desk = desk
         self.initial = cfg.env.initial_cash
         self.close = self.pm.close
@@ -151,7 +159,7 @@ class TradingCore:
         a = np.asarray(actions, dtype=np.float64)
         if a.shape != (self.k, self.n + 1):
             raise ActionError(f"actions must have shape ({self.k}, {self.n + 1}) (agents, assets + cash); got {a.shape}")
-        e = np.minimum(np.maximum(a, -1.0), 1.0)        # NaN survives this, +-inf are clipped
+        e = np.tanh(a)                                   # any real score; NaN stays NaN, +-inf -> +-1
         e *= self.scale
         np.exp(e, out=e)
         total = np.add.reduce(e, 1)
@@ -165,6 +173,9 @@ class TradingCore:
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """Advance one day. Returns (obs [K, D], rewards [K], terminated [K], truncated)."""
         target = self.weights_from_actions(actions)
+        if self.speed < 1.0:
+            target *= self.speed
+            target += (1.0 - self.speed) * self.pm.book.weights()
         if self.done.any():
             target[self.done] = 0.0
         t = self.pm.t

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from wealtharena.config import Config, coerce_config
-from wealtharena.envs.core import TradingCore
+from wealtharena.envs.core import TradingCore, data_key, load_env_data
 from wealtharena.errors import ActionError, ConfigError
 
 
@@ -67,6 +67,7 @@ class MultiAgentTradingEnv(MultiAgentEnv):
         self.random_start = self.cfg.env.random_start if opts.random_start is None else opts.random_start
         self.agent_ids = [a.id for a in self.cfg.agents]
         self.core = TradingCore(self.cfg, [a.profile for a in self.cfg.agents], self.split,
+                                data=load_env_data(self.cfg, market=shared_market(self.cfg)),
                                 desk=self.cfg.env.desk_observation)
         self.possible_agents = list(self.agent_ids)
         self.agents = list(self.agent_ids)
@@ -113,6 +114,25 @@ class MultiAgentTradingEnv(MultiAgentEnv):
         out_trunc["__all__"] = bool(truncated)
         self.agents = [a for k, a in enumerate(self.agent_ids) if not self.core.done[k]] if not all_done else []
         return out_obs, out_rew, out_term, out_trunc, out_info
+
+
+def market_actor_name(cfg: Config) -> str:
+    return f"wealtharena-market-{data_key(cfg)[:16]}"
+
+
+def shared_market(cfg: Config) -> Any:
+    """The MarketData the driver put in the Ray object store (training.data_service), or None.
+    On a cluster every env runner gets the panel from the object store instead of downloading it."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return None
+        holder = ray.get_actor(market_actor_name(cfg))
+        value = ray.get(holder.get.remote(), timeout=120)
+        return ray.get(value, timeout=120) if isinstance(value, ray.ObjectRef) else value
+    except Exception:  # no holder (a plain local run, or a restored algorithm): load as usual
+        return None
 
 
 def _bad(agent: str, action: Any, shape: tuple[int, ...]) -> np.ndarray:

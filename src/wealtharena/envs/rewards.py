@@ -20,7 +20,8 @@ about 0.015%^2, so investing beats cash only when the agent earns its risk. `sca
 |                 | D_t = (B dA - A dB / 2) / (B - A^2)^(3/2) on EMAs A of r and B of r^2, clipped to +-10 |
 | momentum        | sum_i w_i (m_i - mean(m)) / 21: weights aligned with 21-day asset momentum m (known  |
 |                 | at t), per day                                                                        |
-| diversification | 0.001 * (effective number of holdings 1 / sum(w_i^2) of the invested part) / N        |
+| diversification | 0.001 * invested * ENB / N: ENB = (sum w)^2 / sum(w^2), the effective number of       |
+|                 | holdings of the invested part, times the invested fraction (a book in cash earns 0)   |
 """
 from __future__ import annotations
 
@@ -82,6 +83,6 @@ class CompositeReward:
         terms[:, 5] = weights @ momentum
         invested = np.add.reduce(weights, 1)
         sq = np.add.reduce(weights * weights, 1)
-        terms[:, 6] = invested * invested / np.maximum(sq, 1e-300) * (0.001 / self.n_assets)   # 0 when all cash
+        terms[:, 6] = invested * invested * invested / np.maximum(sq, 1e-300) * (0.001 / self.n_assets)
         np.multiply(terms, self.coef, out=self.contrib)
         return np.add.reduce(self.contrib, 1)

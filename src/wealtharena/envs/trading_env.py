@@ -29,9 +29,12 @@ class TradingEnv(gym.Env):
     `wealtharena.envs.observation` for the table: feature, range, lag).
 
     ## Action
-    `Box(-1, 1, (N + 1,), float32)`: one score per asset and a last one for cash. Scores are
-    clipped to [-1, 1] and mapped to target weights w = softmax(action_scale * a)[:N]; the rest is
-    cash, so weights are >= 0 and sum to at most 1. The risk manager then cuts them to the
+    `Box(-1, 1, (N + 1,), float32)`: one score per asset and a last one for cash. Any real score
+    is accepted: scores are squashed with tanh and mapped to target weights
+    w = softmax(action_scale * tanh(a))[:N]; the rest is cash, so weights are >= 0 and sum to at
+    most 1. (tanh instead of clipping keeps a Gaussian policy's gradient alive past the bounds.)
+    With `env.rebalance_speed` s < 1 the target moves a fraction s of the way from the current
+    weights to w each day. The risk manager then cuts them to the
     profile's limits (`info["risk_events"]` says why). Orders fill at the next open (or close).
 
     ## Reward

@@ -6,6 +6,7 @@ import html
 import json
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +194,10 @@ def write_tearsheets(bt: Backtest, out_dir: Path) -> dict[str, Path]:
             bench = pd.Series(bh.returns[: len(r)], index=index[: len(bh.returns)], name=bh.name)
         path = out_dir / f"tearsheet_{tr.name}.html"
         try:
-            qs.reports.html(r, benchmark=bench, output=str(path),
-                            title=f"{tr.name}: {bt.title()}", download_filename=path.name)
+            with warnings.catch_warnings():  # quantstats' own plotting warnings are not the user's concern
+                warnings.simplefilter("ignore")
+                qs.reports.html(r, benchmark=bench, output=str(path),
+                                title=f"{tr.name}: {bt.title()}", download_filename=path.name)
             paths[f"tearsheet_{tr.name}"] = path
         except Exception as exc:  # a third-party report must not sink the evaluation
             log.warning("tearsheet for %s failed: %s", tr.name, exc)

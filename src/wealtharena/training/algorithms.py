@@ -55,10 +55,12 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
     base: AlgorithmConfig = {"ppo": PPOConfig, "a2c": A2CConfig, "sac": SACConfig}[tr.algorithm]()
     env_config = {"config": cfg.model_dump(mode="json"), "split": "train"}
     config = (
-        base.environment(ENV_NAME, env_config=env_config, normalize_actions=False, clip_actions=True)
+        # Raw policy samples go to the env, which squashes them with tanh (no dead zone past +-1).
+        base.environment(ENV_NAME, env_config=env_config, normalize_actions=False, clip_actions=False)
         .env_runners(num_env_runners=tr.num_env_runners, num_envs_per_env_runner=tr.num_envs_per_env_runner,
-                     num_cpus_per_env_runner=1)
-        .learners(num_learners=0, num_gpus_per_learner=tr.num_gpus_per_learner)
+                     num_cpus_per_env_runner=tr.num_cpus_per_env_runner,
+                     custom_resources_per_env_runner=dict(tr.custom_resources_per_env_runner))
+        .learners(num_learners=0, num_gpus_per_learner=learner_gpus(tr.num_gpus_per_learner))
         .multi_agent(policies=set(policies),
                      policy_mapping_fn=PolicyMapping({a.id: a.profile for a in cfg.agents}),
                      policies_to_train=list(policies))
@@ -79,8 +81,10 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
     else:
         specs = {p: RLModuleSpec(model_config={"fcnet_hiddens": hidden[p], "fcnet_activation": "tanh",
                                                "vf_share_layers": False}) for p in policies}
+        # Episode returns reach tens of reward units: PPO's default vf_clip_param (10) would clip the
+        # value loss of almost every sample and starve the critic.
         kwargs: dict[str, Any] = {"gamma": tr.gamma, "lr": tr.lr, "train_batch_size_per_learner": tr.train_batch_size,
-                                  "entropy_coeff": tr.entropy_coeff}
+                                  "entropy_coeff": tr.entropy_coeff, "vf_clip_param": 1e4}
         if tr.algorithm == "ppo":
             kwargs |= {"minibatch_size": tr.minibatch_size, "num_epochs": tr.num_epochs}
         config = config.training(**kwargs)
@@ -88,6 +92,18 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
     if overrides:
         config = config.rl_module(algorithm_config_overrides_per_module=overrides)
     return config
+
+
+def learner_gpus(setting: float | str) -> float:
+    """"auto": one GPU for the learner when this driver sees one (it runs the learner), else 0."""
+    if setting != "auto":
+        return float(setting)
+    try:
+        import torch
+
+        return 1.0 if torch.cuda.is_available() else 0.0
+    except ImportError:
+        return 0.0
 
 
 def _lr_kwargs(algorithm: str, lr: float | None) -> dict[str, float]:

@@ -17,7 +17,7 @@ MODULES_DIR = Path("learner_group") / "learner" / "rl_module"
 
 
 class PolicyActor:
-    """{agent: obs} -> {agent: action}: each agent's profile policy, mean action, clipped to [-1, 1]."""
+    """{agent: obs} -> {agent: action}: each agent's profile policy, its mean action (the env squashes it)."""
 
     def __init__(self, modules: dict[str, Any], profile_of: dict[str, str]):
         self.modules = modules
@@ -51,7 +51,7 @@ class PolicyActor:
             batch = torch.as_tensor(np.stack([obs[a] for a in agents]))
             fwd = module.forward_inference({Columns.OBS: batch})
             dist = module.get_inference_action_dist_cls().from_logits(fwd[Columns.ACTION_DIST_INPUTS])
-            actions = np.clip(dist.to_deterministic().sample().numpy(), -1.0, 1.0)
+            actions = dist.to_deterministic().sample().numpy()
             for a, act in zip(agents, actions):
                 out[a] = act.astype(np.float32)
         return out

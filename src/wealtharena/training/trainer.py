@@ -89,8 +89,33 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{meta} is corrupt: {exc}") from None
 
 
+def fetch_remote(uri: str) -> Path:
+    """Download a checkpoint (or run) folder from a pyarrow URI into the local cache; returns the copy."""
+    import hashlib
+
+    import pyarrow.fs as pafs
+
+    try:
+        fs, root = pafs.FileSystem.from_uri(uri)
+        info = fs.get_file_info(root)
+    except Exception as exc:
+        raise CheckpointError(f"cannot open checkpoint {uri}: {exc}") from None
+    if info.type == pafs.FileType.NotFound:
+        raise CheckpointError(f"checkpoint {uri} does not exist")
+    local = Path.home() / ".cache" / "wealtharena" / "checkpoints" / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    if local.exists():
+        shutil.rmtree(local)
+    local.mkdir(parents=True)
+    pafs.copy_files(root, str(local), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+    log.info("downloaded %s to %s", uri, local)
+    return local
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint folder, or a run folder (its `latest`), checked to exist."""
+    """A checkpoint folder, or a run folder (its `latest`), checked to exist. A URI (s3://, file://,
+    ...) is downloaded first."""
+    if isinstance(path, str) and "://" in path:
+        path = fetch_remote(path)
     p = Path(path).resolve()
     if not p.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -129,9 +154,13 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 
 class CheckpointStore:
-    def __init__(self, run_dir: Path):
+    """Local checkpoints (atomic renames), mirrored to `storage` (a folder or any URI pyarrow's
+    filesystems understand: file://, s3://, gs://, hdfs://) so that any node can resume."""
+
+    def __init__(self, run_dir: Path, storage: str | None = None, experiment: str = ""):
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
+        self.mirror = f"{storage.rstrip('/')}/{experiment}/{run_dir.name}" if storage else None
 
     def save(self, algo: Any, iteration: int, meta: dict[str, Any]) -> Path:
         final = self.run_dir / f"iter_{iteration:06d}"
@@ -139,7 +168,9 @@ class CheckpointStore:
         algo.save_to_path(str(tmp))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
         _replace_dir(tmp, final)
-        _atomic_write(self.run_dir / LATEST, json.dumps({"path": final.name, "iteration": iteration}))
+        pointer = json.dumps({"path": final.name, "iteration": iteration})
+        _atomic_write(self.run_dir / LATEST, pointer)
+        self._upload(final, pointer)
         return final
 
     def mark_best(self, checkpoint: Path) -> Path:
@@ -147,7 +178,25 @@ class CheckpointStore:
         shutil.copytree(checkpoint, tmp)
         best = self.run_dir / "best"
         _replace_dir(tmp, best)
+        self._upload(best, None)
         return best
+
+    def _upload(self, folder: Path, pointer: str | None) -> None:
+        """Copy a finished checkpoint to the mirror, then (last) its latest.json."""
+        if self.mirror is None:
+            return
+        import pyarrow.fs as pafs
+
+        try:
+            fs, root = pafs.FileSystem.from_uri(self.mirror) if "://" in self.mirror else (pafs.LocalFileSystem(), self.mirror)
+            fs.create_dir(f"{root}/{folder.name}", recursive=True)
+            pafs.copy_files(str(folder), f"{root}/{folder.name}", source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=fs)
+            if pointer is not None:
+                with fs.open_output_stream(f"{root}/{LATEST}") as out:
+                    out.write(pointer.encode())
+        except Exception as exc:  # the local copy is complete; a storage outage must not stop training
+            log.warning("could not mirror %s to %s: %s", folder.name, self.mirror, exc)
 
 
 # --------------------------------------------------------------------------------- training
@@ -158,7 +207,7 @@ class TrainResult:
     best_checkpoint: Path | None
     history: list[dict[str, Any]] = field(default_factory=list)
     validation: list[dict[str, Any]] = field(default_factory=list)
-    final_table: Any = None
+    runners: list[dict[str, Any]] = field(default_factory=list)
 
 
 def git_commit() -> str | None:
@@ -229,6 +278,7 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
 
     from wealtharena.training.algorithms import build_algorithm_config, register
     from wealtharena.training.callbacks import RewardTermsCallback
+    from wealtharena.training.data_service import publish_market_data
 
     register()
     iterations = iterations or cfg.training.iterations
@@ -240,6 +290,8 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
         meta = read_meta(path)
         check_compatible(cfg, meta, path)
         run_dir = path.parent
+        if isinstance(checkpoint, str) and "://" in checkpoint:   # resumed from shared storage
+            run_dir = _local_dir(cfg, experiment, meta.get("run_name") or path.parent.name)
         algo = Algorithm.from_checkpoint(str(path))
         history, validation = meta.get("history", []), meta.get("validation", [])
         best_metric = meta.get("best_metric", -np.inf) or -np.inf
@@ -249,17 +301,18 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
     else:
         seed_everything(cfg.seed)
         run_name = run_name or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + f"-s{cfg.seed}"
-        run_dir = Path(cfg.training.checkpoint_dir) / experiment / run_name
-        if not run_dir.is_absolute():
-            run_dir = Path.cwd() / run_dir
+        run_dir = _local_dir(cfg, experiment, run_name)
         algo_config = build_algorithm_config(cfg).callbacks(RewardTermsCallback)
+        holder = publish_market_data(cfg)  # noqa: F841  (keeps the shared panel alive while training)
         algo = algo_config.build_algo()
-    store = CheckpointStore(run_dir)
+    nodes = runner_placement(algo)
+    store = CheckpointStore(run_dir, cfg.training.storage_path, experiment)
     start = algo.iteration
     end = start + iterations
     base_meta = {"config": cfg.model_dump(mode="json"), "fingerprint": cfg.fingerprint(), "compat": compat_key(cfg),
-                 "experiment": experiment, "git_commit": git_commit(), "command": " ".join(sys.argv),
-                 "data": data_fingerprint(cfg)}
+                 "experiment": experiment, "run_name": run_dir.name, "git_commit": git_commit(),
+                 "command": " ".join(sys.argv),
+                 "data": data_fingerprint(cfg), "runners": nodes}
     if tracker is not None:
         tracker.start(cfg, run_dir, base_meta, base_meta["data"])
         ml = getattr(tracker, "mlflow", None)
@@ -321,7 +374,12 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
         bar.close()
         algo.stop()
     return TrainResult(run_dir=run_dir, last_checkpoint=last_ckpt, best_checkpoint=best_path,
-                       history=history, validation=validation)
+                       history=history, validation=validation, runners=nodes)
+
+
+def _local_dir(cfg: Config, experiment: str, run_name: str) -> Path:
+    run_dir = Path(cfg.training.checkpoint_dir) / experiment / run_name
+    return run_dir if run_dir.is_absolute() else Path.cwd() / run_dir
 
 
 def data_fingerprint(cfg: Config) -> dict[str, Any]:
@@ -332,6 +390,31 @@ def data_fingerprint(cfg: Config) -> dict[str, Any]:
     return {"provider": market.provider, "source": market.source, "tickers": ",".join(market.tickers),
             "start": str(market.dates[0]), "end": str(market.dates[-1]), "fields": ",".join(market.fields),
             "sha256": market.fingerprint()}
+
+
+def _where_am_i(runner: Any) -> dict[str, Any]:
+    import socket
+
+    import ray
+
+    envs = getattr(runner.env, "envs", None) or []
+    origin = envs[0].unwrapped.core.data.origin if envs else None
+    return {"runner": runner.worker_index, "node_id": ray.get_runtime_context().get_node_id(),
+            "host": socket.gethostname(), "ip": ray.util.get_node_ip_address(), "data": origin}
+
+
+def runner_placement(algo: Any) -> list[dict[str, Any]]:
+    """Which node runs each env runner, and where its market data came from; logged for the user."""
+    try:
+        placed = algo.env_runner_group.foreach_env_runner(_where_am_i, local_env_runner=False)
+    except Exception as exc:  # reporting must never stop training
+        log.warning("could not read env runner placement: %s", exc)
+        return []
+    placed = sorted((p for p in placed if p), key=lambda p: p["runner"])
+    for p in placed:
+        log.info("env runner %d on node %s (%s, %s), market data: %s", p["runner"], p["node_id"][:12], p["host"],
+                 p["ip"], p["data"])
+    return placed
 
 
 def _rng_state() -> dict[str, Any]:
