@@ -158,7 +158,7 @@ def test_mlflow_ui_shows_the_run_in_headless_chromium(mlflow_server, tmp_path):
     tracker.start(cfg, run_dir, _meta(cfg))
     tracker.log_iteration(_row(1))
     tracker.finish()
-    page = f"{url}/#/experiments/{tracker.exp_id}"
+    page = f"{url}/#/experiments/{tracker.exp_id}/runs"          # MLflow 3: the runs tab of the experiment
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
                           "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
     assert "ui-run-7f3a" in dom
