@@ -162,7 +162,7 @@ def evaluate(cfg, checkpoint: Path, split: str, tracker=None):
     print(render(bt, survivorship=cfg.data.provider == "sample"))
     out = checkpoint / f"eval-{split}"
     paths = write_results(bt, out, {"checkpoint": str(checkpoint), "config_fingerprint": cfg.fingerprint()},
-                          survivorship=cfg.data.provider == "sample")
+                          tearsheets=cfg.evaluation.tearsheets, survivorship=cfg.data.provider == "sample")
     print(f"\nwrote {len(paths)} files to {out} (report.html, results.json, tearsheets, plots)")
     table = bt.metrics_table()
     if tracker is not None:

@@ -405,6 +405,12 @@ class TrackingConfig(_Strict):
     wandb: WandbConfig = WandbConfig()
 
 
+class EvaluationConfig(_Strict):
+    """What an evaluation writes besides the table, results.json and plots."""
+
+    tearsheets: bool = True          # a quantstats HTML tearsheet per agent (about 5 s each)
+
+
 # ------------------------------------------------------------------------------------- root
 class Config(_Strict):
     """A whole run. `profile_risk(name)` and `profile_reward(name)` resolve a profile's limits and weights."""
@@ -419,6 +425,7 @@ class Config(_Strict):
     agents: list[AgentConfig] = Field(default_factory=_default_agents)
     training: TrainingConfig = TrainingConfig()
     tracking: TrackingConfig = TrackingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
 
     @field_validator("profiles", mode="before")
     @classmethod

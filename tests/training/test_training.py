@@ -105,24 +105,33 @@ def test_checkpoint_from_another_config_is_refused(ppo_run):
         resolve_checkpoint(result.run_dir / "nope")
 
 
-def test_cli_trains_then_evaluates(ray_local, tmp_path, monkeypatch, capsys, cache_dir):
+def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypatch, capsys, cache_dir):
     import train as cli
 
     cfg_file = tmp_path / "tiny.yaml"
-    cfg_file.write_text(TINY.read_text() + f"\n# test cache\n")
+    cfg_file.write_text(TINY.read_text())
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PYTHONHASHSEED", "0")
-    assert cli.main(["--config", str(cfg_file), "--iterations", "2", "--experiment", "e2e", "--no-progress"]) == 0
+    assert cli.main(["--config", str(cfg_file), "--iterations", "1", "--seeds", "0", "1", "--experiment", "e2e",
+                     "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "Results on the validation split" in out and "equal weight (daily)" in out and "costs included" in out
-    run = next((tmp_path / "checkpoints" / "e2e").iterdir())
-    assert cli.main(["--mode", "evaluate", "--checkpoint", str(run / "best")]) == 0
+    assert "validation split, costs included (mean ± std [min .. max] over 2 seeds)" in out
+    runs = sorted((tmp_path / "checkpoints" / "e2e").glob("*-s*"))
+    assert [r.name[-3:] for r in runs] == ["-s0", "-s1"]
+    assert (tmp_path / "checkpoints" / "e2e" / "seeds-validation.csv").is_file()
+    assert (tmp_path / "mlflow.db").is_file()                     # MLflow on by default, SQLite here
+
+    assert cli.main(["--mode", "evaluate", "--checkpoint", str(runs[0] / "best")]) == 0
     out = capsys.readouterr().out
-    assert "Results on the test split, 2019-" in out and "SP500 buy & hold" in out
-    files = {p.name for p in (run / "best" / "eval-test").iterdir()}
-    assert {"results.json", "equity.png", "drawdown.png", "allocation_balanced_0.png"} <= files
-    results = json.loads((run / "best" / "eval-test" / "results.json").read_text())
+    assert "Results on the test split, 2019-" in out and "SP500 buy & hold" in out and "logged to MLflow run" in out
+    files = {p.name for p in (runs[0] / "best" / "eval-test").iterdir()}
+    assert {"results.json", "report.html", "equity.png", "drawdown.png", "allocation_balanced_0.png"} <= files
+    results = json.loads((runs[0] / "best" / "eval-test" / "results.json").read_text())
     assert results["costs_included"] and "balanced_0" in results["metrics"]
+
+    assert cli.main(["--mode", "evaluate", "--checkpoint", str(tmp_path / "checkpoints" / "e2e"),
+                     "--seeds", "0", "1", "--split", "validation"]) == 0
+    assert "over 2 seeds" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, message", [

@@ -110,6 +110,8 @@ class TradingCore:
         self.reward = CompositeReward([cfg.profile_reward(p) for p in profiles], self.n, cfg.env.reward_scale)
         self.scale = cfg.env.action_scale
         self.speed = cfg.env.rebalance_speed
+        self.ruin_value = cfg.env.ruin_fraction * cfg.env.initial_cash
+        self.terminate_on_halt = cfg.env.terminate_on_halt
         self.desk = desk
         self.initial = cfg.env.initial_cash
         self.close = self.pm.close
@@ -176,7 +178,7 @@ class TradingCore:
         if self.speed < 1.0:
             target *= self.speed
             target += (1.0 - self.speed) * self.pm.book.weights()
-        if self.done.any():
+        if _nz(self.done):
             target[self.done] = 0.0
         t = self.pm.t
         res = self.pm.step(target, validate=False)
@@ -187,8 +189,8 @@ class TradingCore:
                                    self.data.momentum[t])
         self.episode_terms += self.reward.contrib
         value = res.value_after
-        terminated = value <= self.cfg.env.ruin_fraction * self.initial
-        if self.cfg.env.terminate_on_halt:
+        terminated = value <= self.ruin_value
+        if self.terminate_on_halt:
             terminated |= self.pm.risk.state == HALTED
         terminated &= ~self.done
         self.done |= terminated
