@@ -67,3 +67,12 @@ def test_seed_aggregation_by_hand():
     assert agg.loc["agent", "sharpe std"] == pytest.approx(np.std([1.0, 2.0], ddof=1))
     assert agg.loc["agent", "annual_return min"] == pytest.approx(0.10) and agg.loc["bench", "sharpe std"] == 0.0
     assert "1.50 ± 0.71 [1.00 .. 2.00]" in render_seeds(agg, "test split")
+
+
+def test_training_plot_before_any_episode_finished(tmp_path):
+    from wealtharena.evaluation.report import plot_training_history
+
+    row = {"iteration": 1, "policy_return": {}, "reward_terms": {}, "learner": {}}
+    assert plot_training_history([row], tmp_path / "t.png") is None
+    row = {"iteration": 1, "policy_return": {"balanced": -3.0}, "reward_terms": {"balanced": {"profit": 1.0}}}
+    assert plot_training_history([row], tmp_path / "t.png").stat().st_size > 1000

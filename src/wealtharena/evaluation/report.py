@@ -155,6 +155,8 @@ def plot_training_history(history: list[dict[str, Any]], path: Path) -> Path | N
         return None
     plt = _plt()
     policies = sorted({p for row in history for p in row["reward_terms"]} | {p for row in history for p in row["policy_return"]})
+    if not policies:  # no episode finished yet (episodes longer than the steps sampled so far)
+        return None
     terms = sorted({t for row in history for d in row["reward_terms"].values() for t in d})
     fig, axes = plt.subplots(1, len(policies), figsize=(5 * len(policies), 4), squeeze=False, sharey=False)
     it = [row["iteration"] for row in history]
