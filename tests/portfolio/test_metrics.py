@@ -44,14 +44,6 @@ def test_the_numbers_themselves(returns):
     assert metrics.annual_return(b) == pytest.approx(0.109, abs=0.002)
 
 
-def test_fast_var_cvar_agree_with_the_reference(returns):
-    r, _ = returns
-    for c in (0.9, 0.95, 0.99):
-        var, cvar = metrics.var_cvar_fast(r[:252].copy(), c)
-        assert var == pytest.approx(metrics.value_at_risk(r[:252], c), abs=1e-12)
-        assert cvar == pytest.approx(metrics.conditional_value_at_risk(r[:252], c), abs=1e-12)
-
-
 def test_drawdown_duration_win_rate_turnover_by_hand():
     r = np.array([0.1, -0.5, 0.2, 0.2, 0.0, 0.9, -0.1])
     # wealth 1.1, .55, .66, .792, .792, 1.5048 (new peak), 1.35432

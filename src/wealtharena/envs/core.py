@@ -86,6 +86,15 @@ def load_env_data(cfg: Config, services: ServiceSettings | None = None,
         return data
 
 
+def usable_rows(data: EnvData, split: str) -> tuple[int, int]:
+    """(first decision row, last markable row) of a split, after the indicators' warm-up."""
+    a, b = data.market.splits[split]
+    lo, hi = max(a, data.first_row), b - 1
+    if hi - lo < 2:
+        raise ValueError(f"split '{split}' has no rows after the indicators' warm-up")
+    return lo, hi
+
+
 class TradingCore:
     """K agents, one market clock. Actions [K, N+1] (any real numbers) -> weights by
     softmax(scale * tanh(a)): smooth everywhere, so a Gaussian policy keeps its gradient
@@ -97,11 +106,7 @@ class TradingCore:
         self.data = data or load_env_data(cfg)
         market = self.data.market
         self.split = split
-        a, b = market.splits[split]
-        self.lo = max(a, self.data.first_row)
-        self.hi = b - 1                      # last row that can be marked; decisions run to hi - 1
-        if self.hi - self.lo < 2:
-            raise ValueError(f"split '{split}' has no rows after the indicators' warm-up")
+        self.lo, self.hi = usable_rows(self.data, split)   # decisions run from lo to hi - 1
         self.k, self.n = len(profiles), market.n_assets
         self.profiles = list(profiles)
         risks = [cfg.profile_risk(p) for p in profiles]

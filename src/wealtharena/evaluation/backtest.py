@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from wealtharena.config import Config, RiskConfig
-from wealtharena.envs.core import EnvData, TradingCore, load_env_data
+from wealtharena.envs.core import EnvData, load_env_data, usable_rows
 from wealtharena.portfolio import PortfolioManager, metrics
 from wealtharena.portfolio.risk import REASONS
 
@@ -110,12 +110,12 @@ def run_weights(cfg: Config, name: str, weights_at: Callable[[int], np.ndarray],
                 data: EnvData | None = None, risk: RiskConfig | None = None, kind: str = "benchmark") -> Track:
     """A rule-based strategy (target weights as a function of the row) through the same book and costs."""
     data = data or load_env_data(cfg)
-    core = TradingCore(cfg, ["balanced"], split, data)
+    lo, hi = usable_rows(data, split)
     risk = risk or RiskConfig(**NO_LIMITS)
     pm = PortfolioManager(data.market, [risk], cfg.env.execution, cfg.env.initial_cash,
                           regime=data.features.regime, market_risk=data.market_risk)
-    pm.reset(core.lo)
-    steps = core.hi - core.lo
+    pm.reset(lo)
+    steps = hi - lo
     values = np.empty(steps + 1)
     values[0] = pm.book.value[0]
     w_hist = np.zeros((steps, data.market.n_assets))
@@ -125,7 +125,7 @@ def run_weights(cfg: Config, name: str, weights_at: Callable[[int], np.ndarray],
         w_hist[s] = res.allowed[0]
         costs[s] = res.fill.costs[0]
         values[s + 1] = res.value_after[0]
-    dates = data.market.dates[core.lo:core.hi + 1]
+    dates = data.market.dates[lo:hi + 1]
     return Track(name=name, kind=kind, dates=dates, values=values, weights=w_hist, costs=costs)
 
 
@@ -135,17 +135,17 @@ def benchmark_buy_and_hold(cfg: Config, split: str, data: EnvData | None = None)
     market = data.market
     if market.benchmark is None:
         return None
-    core = TradingCore(cfg, ["balanced"], split, data)
+    lo, hi = usable_rows(data, split)
     ex = cfg.env.execution
     entry_cost = (ex.commission_bps + ex.slippage_bps) / 1e4
-    idx = market.benchmark[core.lo:core.hi + 1]
+    idx = market.benchmark[lo:hi + 1]
     v0 = cfg.env.initial_cash
     values = v0 * (1.0 - entry_cost) * idx / idx[0]
     values[0] = v0
     costs = np.zeros(len(idx) - 1)
     costs[0] = v0 * entry_cost
     return Track(name=f"{market.benchmark_name} buy & hold", kind="benchmark",
-                 dates=market.dates[core.lo:core.hi + 1], values=values, weights=None, costs=costs)
+                 dates=market.dates[lo:hi + 1], values=values, weights=None, costs=costs)
 
 
 FIT_DAYS = 1008  # classic portfolios are fit on the four years before the split starts
@@ -184,7 +184,7 @@ def run_baselines(cfg: Config, split: str, data: EnvData | None = None, classic:
     equal = np.full(n, 1.0 / n)
     tracks.append(run_weights(cfg, "equal weight (daily)", lambda t: equal, split, data))
     if classic:
-        start = TradingCore(cfg, ["balanced"], split, data).lo
+        start = usable_rows(data, split)[0]
         for name, w in classic_weights(data, split, start).items():
             tracks.append(run_weights(cfg, name, lambda t, w=w: w, split, data))
     return tracks

@@ -109,20 +109,6 @@ def conditional_value_at_risk(r: np.ndarray, confidence: float = 0.95) -> float:
     return float(-np.mean(np.partition(r, k)[: k + 1]))
 
 
-def var_cvar_fast(r: np.ndarray, confidence: float) -> tuple[float, float]:
-    """VaR and CVaR of one return sample in a single partition (the risk manager's hot path).
-
-    Same definitions as `value_at_risk` (linear interpolation) and `conditional_value_at_risk`.
-    """
-    n = r.shape[0]
-    pos = (n - 1) * (1.0 - confidence)
-    lo = int(pos)
-    k = lo  # CVaR's order statistic is the same floor((n-1)(1-c))
-    part = np.partition(r, (lo, lo + 1) if lo + 1 < n else lo)
-    q = part[lo] if lo + 1 >= n else part[lo] + (pos - lo) * (part[lo + 1] - part[lo])
-    return -float(q), -float(part[: k + 1].mean())
-
-
 def beta(r: np.ndarray, b: np.ndarray) -> float:
     r, b = _arr(r), _arr(b)
     vb = np.var(b, ddof=1)
