@@ -5,6 +5,9 @@
 
 One step = risk gate + rebalance with costs + mark-to-market, for all K portfolios together.
 Random Dirichlet target weights (every asset held, so the correlation gate is busy).
+"K=64, own days" is what a TradingVectorEnv of 64 episodes runs (every portfolio on its own day);
+"K=32x5" what a MultiAgentTradingVectorEnv of 32 five-agent episodes runs. Compare "us per
+portfolio-step" with bench_env.py's us/step of the matching env to see the gate's share.
 """
 from __future__ import annotations
 
@@ -34,18 +37,23 @@ def synthetic(n_assets: int, n_days: int = 3000, seed: int = 0) -> MarketData:
                       source="synthetic", provider="synthetic")
 
 
-def measure(market: MarketData, cfg: Config, k: int, steps: int, start: int) -> tuple[float, float]:
-    risks = [cfg.profile_risk(a.profile) for a in cfg.agents][:k]
+def measure(market: MarketData, cfg: Config, k: int, steps: int, start: int, group: int = 0) -> tuple[float, float]:
+    """steps/s of one PortfolioManager over K portfolios; `group` > 0: K / group episodes of
+    `group` portfolios, each episode on its own day (as the vector envs run them)."""
+    agents = [cfg.profile_risk(a.profile) for a in cfg.agents]
+    risks = [agents[i % len(agents)] for i in range(k)]
     t0 = time.perf_counter()
-    pm = PortfolioManager(market, risks, cfg.env.execution, cfg.env.initial_cash)
+    pm = PortfolioManager(market, risks, cfg.env.execution, cfg.env.initial_cash, clock_group=group or 1)
     build = time.perf_counter() - t0
     rng = np.random.default_rng(0)
     targets = rng.dirichlet(np.ones(market.n_assets + 1), size=(steps, k))[:, :, : market.n_assets]
-    pm.reset(start)
+    last = market.n_dates - 2
+    starts = start if not group else np.repeat(rng.integers(start, last - steps // 4, k // group), group)
+    pm.reset(starts)
     t0 = time.perf_counter()
     for i in range(steps):
-        if pm.t >= market.n_dates - 2:
-            pm.reset(start)
+        if np.max(pm.t) >= last:
+            pm.reset(starts)
         pm.step(targets[i], validate=False)
     return steps / (time.perf_counter() - t0), build
 
@@ -60,10 +68,15 @@ def main() -> None:
     rows = []
     for label, market, start in (("sample, N=20", sample, sample.splits["validation"][0]),
                                  ("synthetic, N=500", synthetic(500), 300)):
-        for k in (1, 5):
-            sps, build = measure(market, cfg, k, args.steps if market.n_assets < 100 else args.steps // 5, start)
-            rows.append({"data": label, "K": k, "steps/s": round(sps), "agent-steps/s": round(sps * k),
-                         "us/step": round(1e6 / sps, 1), "build s": round(build, 2)})
+        small = market.n_assets < 100
+        for name, k, group in (("1", 1, 0), ("5, one day", 5, 0), ("64, own days", 64, 1), ("32x5, own days", 160, 5)):
+            if not small and k > 5:
+                continue
+            sps, build = measure(market, cfg, k, (args.steps if small else args.steps // 5) // max(1, k // 16),
+                                 max(start, 300), group)
+            rows.append({"data": label, "K": name, "steps/s": round(sps), "portfolio-steps/s": round(sps * k),
+                         "us/step": round(1e6 / sps, 1), "us per portfolio-step": round(1e6 / sps / k, 1),
+                         "build s": round(build, 2)})
     print(pd.DataFrame(rows).to_string(index=False))
 
 

@@ -23,7 +23,7 @@ from wealtharena.envs.observation import AGENT_FIELDS, agent_names
 from wealtharena.envs.rewards import TERMS, CompositeReward, momentum_signal
 from wealtharena.errors import ActionError
 from wealtharena.portfolio import MarketRisk, PortfolioManager
-from wealtharena.portfolio.risk import HALTED
+from wealtharena.portfolio.risk import HALTED, REASONS, STATES
 
 log = logging.getLogger(__name__)
 
@@ -96,23 +96,32 @@ def usable_rows(data: EnvData, split: str) -> tuple[int, int]:
 
 
 class TradingCore:
-    """K agents, one market clock. Actions [K, N+1] (any real numbers) -> weights by
+    """`n_envs` independent episodes of A agents each (K = n_envs * A portfolios, row
+    e * A + a), stepped together as arrays: the agents of one episode share its market clock,
+    episodes run on their own days. Actions [K, N+1] (any real numbers) -> weights by
     softmax(scale * tanh(a)): smooth everywhere, so a Gaussian policy keeps its gradient
     beyond +-1 (clipping would make every sample past the bound look the same)."""
 
     def __init__(self, cfg: Config, profiles: Sequence[str], split: str, data: EnvData | None = None,
-                 desk: bool = False):
+                 desk: bool = False, n_envs: int = 1):
         self.cfg = cfg
         self.data = data or load_env_data(cfg)
         market = self.data.market
         self.split = split
         self.lo, self.hi = usable_rows(self.data, split)   # decisions run from lo to hi - 1
-        self.k, self.n = len(profiles), market.n_assets
-        self.profiles = list(profiles)
-        risks = [cfg.profile_risk(p) for p in profiles]
+        self.n_envs, self.n_agents = int(n_envs), len(profiles)
+        self.k, self.n = self.n_envs * self.n_agents, market.n_assets
+        self.profiles = list(profiles) * self.n_envs
+        risks = [cfg.profile_risk(p) for p in self.profiles]
         self.pm = PortfolioManager(market, risks, cfg.env.execution, cfg.env.initial_cash,
-                                   regime=self.data.features.regime, market_risk=self.data.market_risk)
-        self.reward = CompositeReward([cfg.profile_reward(p) for p in profiles], self.n, cfg.env.reward_scale)
+                                   regime=self.data.features.regime, market_risk=self.data.market_risk,
+                                   clock_group=self.n_agents)
+        if self.n_envs > 1:
+            # episodes on different days need a full trailing window for the risk gate
+            self.lo = max(self.lo, self.pm.risk._lmax)
+            if self.hi - self.lo < 2:
+                raise ValueError(f"split '{split}' has no rows after the risk lookback")
+        self.reward = CompositeReward([cfg.profile_reward(p) for p in self.profiles], self.n, cfg.env.reward_scale)
         self.scale = cfg.env.action_scale
         self.speed = cfg.env.rebalance_speed
         self.ruin_value = cfg.env.ruin_fraction * cfg.env.initial_cash
@@ -134,31 +143,63 @@ class TradingCore:
         self._agent = np.zeros((self.k, len(AGENT_FIELDS)))
         self._onehot = np.eye(3)
         self.done = np.zeros(self.k, dtype=bool)
-        self.t0 = self.t_end = self.lo
+        self.env_of_row = np.repeat(np.arange(self.n_envs), self.n_agents)
+        self.t0 = np.full(self.n_envs, self.lo, dtype=np.int64)      # per episode
+        self.t_end = self.t0.copy()
+        self.length = np.ones(self.n_envs, dtype=np.int64)
+        self._row_t0 = np.full(self.k, self.lo, dtype=np.int64)      # per row, for progress
+        self._row_len = np.ones(self.k)
         self.last_weights = np.zeros((self.k, self.n))
         self.last_costs = np.zeros(self.k)
         self.rewards = np.zeros(self.k)
         self.episode_terms = np.zeros((self.k, len(TERMS)))
+        self._flag_bits = 1 << np.arange(len(REASONS), dtype=np.int64)
+        self._events: dict[int, tuple[str, ...]] = {}
+        self._dates: dict[int, str] = {}
 
     # ------------------------------------------------------------------ episode
     def max_steps(self) -> int:
         return self.hi - self.lo
 
-    def reset(self, rng: np.random.Generator | None, episode_length: int | None) -> np.ndarray:
-        """Start at a random row (rng given) or the split's first usable row; returns obs [K, D]."""
+    def _rows(self, envs: np.ndarray) -> np.ndarray:
+        return (envs[:, None] * self.n_agents + np.arange(self.n_agents)[None, :]).ravel()
+
+    def _starts(self, envs: np.ndarray, rng: np.random.Generator | None, episode_length: int | None) -> np.ndarray:
+        """Draw (rng given) or fix (the split's first usable row) the first day of each episode."""
         length = min(episode_length or self.max_steps(), self.max_steps())
         latest = self.hi - length
-        self.t0 = int(rng.integers(self.lo, latest + 1)) if rng is not None and latest > self.lo else self.lo
-        self.t_end = self.t0 + length
-        self.length = length
-        self.pm.reset(self.t0)
-        self.reward.reset(self.pm.book.value)
-        self.done.fill(False)
-        self.last_weights.fill(0.0)
-        self.last_costs.fill(0.0)
-        self.rewards.fill(0.0)
-        self.reward.contrib.fill(0.0)
-        self.episode_terms.fill(0.0)
+        if rng is not None and latest > self.lo:
+            t0 = rng.integers(self.lo, latest + 1, size=len(envs))
+        else:
+            t0 = np.full(len(envs), self.lo, dtype=np.int64)
+        self.t0[envs] = t0
+        self.t_end[envs] = t0 + length
+        self.length[envs] = length
+        return t0
+
+    def _fresh(self, envs: np.ndarray, rows: np.ndarray) -> None:
+        """Episode state of `rows` (the agents of `envs`) back to its start."""
+        self.reward.reset(self.pm.book.value, rows)
+        self.done[rows] = False
+        self.last_weights[rows] = 0.0
+        self.last_costs[rows] = 0.0
+        self.rewards[rows] = 0.0
+        self.episode_terms[rows] = 0.0
+        self._row_t0[rows] = np.repeat(self.t0[envs], self.n_agents)
+        self._row_len[rows] = np.repeat(self.length[envs], self.n_agents)
+
+    def reset(self, rng: np.random.Generator | None, episode_length: int | None,
+              envs: np.ndarray | None = None) -> np.ndarray:
+        """Start episodes (all, or `envs`) at a random row (rng given) or the split's first usable
+        row; returns obs [K, D]."""
+        envs = np.arange(self.n_envs) if envs is None else np.asarray(envs, dtype=np.int64)
+        t0 = self._starts(envs, rng, episode_length)
+        rows = self._rows(envs)
+        if len(envs) == self.n_envs:
+            self.pm.reset(t0[0] if self.n_envs == 1 else np.repeat(t0, self.n_agents))
+        else:
+            self.pm.reset(np.repeat(t0, self.n_agents), rows)
+        self._fresh(envs, rows)
         self._observe()
         return self.obs
 
@@ -177,12 +218,27 @@ class TradingCore:
         w /= total[:, None]
         return w
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        """Advance one day. Returns (obs [K, D], rewards [K], terminated [K], truncated)."""
+    def step(self, actions: np.ndarray, restart: np.ndarray | None = None,
+             rng: np.random.Generator | None = None, episode_length: int | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Advance one day. Returns (obs [K, D], rewards [K], terminated [K], truncated [n_envs]).
+
+        `restart` ([n_envs] bool) starts new episodes in the same call (a vector env's autoreset):
+        those episodes begin one day before their drawn first day, all in cash, so this step
+        (which ignores their actions) only carries the cash book to the first day. Their
+        observation is then the reset observation, their reward 0 and they are not done.
+        """
         target = self.weights_from_actions(actions)
         if self.speed < 1.0:
             target *= self.speed
             target += (1.0 - self.speed) * self.pm.book.weights()
+        new_envs = new_rows = None
+        if restart is not None and _nz(restart):
+            new_envs = np.flatnonzero(restart)
+            new_rows = self._rows(new_envs)
+            t0 = self._starts(new_envs, rng, episode_length)
+            self.pm.reset(np.repeat(t0 - 1, self.n_agents), new_rows)
+            self.done[new_rows] = True                   # in cash for the carry step
         if _nz(self.done):
             target[self.done] = 0.0
         t = self.pm.t
@@ -199,7 +255,10 @@ class TradingCore:
             terminated |= self.pm.risk.state == HALTED
         terminated &= ~self.done
         self.done |= terminated
-        truncated = self.pm.t >= self.t_end
+        if new_envs is not None:
+            self._fresh(new_envs, new_rows)
+            self.pm.risk.reset(self.pm.book.value, new_rows)
+        truncated = self.pm.clock[:: self.n_agents] >= self.t_end
         self._observe()
         return self.obs, self.rewards, terminated, truncated
 
@@ -224,7 +283,7 @@ class TradingCore:
         a[:, 4] = rm.var / self.var_limit
         a[:, 5] = rw.a / np.sqrt(np.maximum(rw.b - rw.a * rw.a, 1e-12)) * SQRT_YEAR
         a[:, 6:9] = self._onehot[rm.state]
-        progress = (t - self.t0) / self.length
+        progress = (self.pm.clock - self._row_t0) / self._row_len
         a[:, 9] = progress
         a[:, 10] = 1.0 - progress
         agent = obs[:, dm:dm + self.n_agent]
@@ -232,24 +291,48 @@ class TradingCore:
         np.minimum(agent, AGENT_BOUND, out=agent)
         np.maximum(agent, -AGENT_BOUND, out=agent)
         if self.desk:
-            # what the other agents hold, on average, by asset
-            obs[:, -n:] = (np.add.reduce(w, 0) - w) / max(self.k - 1, 1)
+            # what the other agents of the same episode hold, on average, by asset
+            g = w.reshape(self.n_envs, self.n_agents, n)
+            others = (np.add.reduce(g, 1)[:, None, :] - g) / max(self.n_agents - 1, 1)
+            obs[:, -n:] = others.reshape(self.k, n)
 
     # ------------------------------------------------------------------ info
     def info(self, k: int, final: bool = False) -> dict:
-        """Info of agent k; `final` adds the episode's summed reward terms (for training metrics)."""
+        """Info of agent (row) k; `final` adds the episode's summed reward terms (for training metrics)."""
+        return self.infos([k], [final])[0]
+
+    def infos(self, rows: Sequence[int], final: Sequence[bool]) -> list[dict]:
+        """Infos of many rows at once (one conversion to Python per array, not per row)."""
         rm = self.pm.risk
-        info = {
-            "portfolio_value": float(self.pm.book.value[k]),
-            "weights": self.last_weights[k].copy(),
-            "drawdown": float(self.reward.dd[k]),
-            "costs": float(self.last_costs[k]),
-            "risk_events": rm.events(k),
-            "risk_state": ("normal", "reducing", "halted")[int(rm.state[k])],
-            "reward_terms": dict(zip(TERMS, self.reward.contrib[k].tolist())),
-            "date": str(self.data.market.dates[self.pm.t]),
-            "profile": self.profiles[k],
-        }
-        if final:
-            info["episode_reward_terms"] = dict(zip(TERMS, self.episode_terms[k].tolist()))
-        return info
+        idx = np.asarray(rows, dtype=np.int64)
+        value = self.pm.book.value[idx].tolist()
+        dd = self.reward.dd[idx].tolist()
+        costs = self.last_costs[idx].tolist()
+        weights = self.last_weights[idx]                      # a fresh array: rows are views of it
+        codes = (rm.flags[idx] @ self._flag_bits).tolist()
+        states = rm.state[idx].tolist()
+        terms = self.reward.contrib[idx].tolist()
+        clock = self.pm.clock[idx].tolist()
+        out = []
+        for i, k in enumerate(idx.tolist()):
+            events = self._events.get(codes[i])
+            if events is None:
+                events = self._events[codes[i]] = tuple(REASONS[j] for j in range(len(REASONS)) if codes[i] >> j & 1)
+            date = self._dates.get(clock[i])
+            if date is None:
+                date = self._dates[clock[i]] = str(self.data.market.dates[clock[i]])
+            info = {
+                "portfolio_value": value[i],
+                "weights": weights[i],
+                "drawdown": dd[i],
+                "costs": costs[i],
+                "risk_events": list(events),
+                "risk_state": STATES[states[i]],
+                "reward_terms": dict(zip(TERMS, terms[i])),
+                "date": date,
+                "profile": self.profiles[k],
+            }
+            if final[i]:
+                info["episode_reward_terms"] = dict(zip(TERMS, self.episode_terms[k].tolist()))
+            out.append(info)
+        return out

@@ -1,12 +1,15 @@
-"""MultiAgentTradingEnv: 5 agents (by default) on one market clock, as an RLlib `MultiAgentEnv`."""
+"""MultiAgentTradingEnv: 5 agents (by default) on one market clock, as an RLlib `MultiAgentEnv`;
+MultiAgentTradingVectorEnv: many such episodes stepped as one array (see envs/vector_env.py)."""
 from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from pydantic import BaseModel, ConfigDict, field_validator
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
+from ray.rllib.env.vector.vector_multi_agent_env import VectorMultiAgentEnv
 
 from wealtharena.config import Config, coerce_config
 from wealtharena.envs.core import TradingCore, data_key, load_env_data
@@ -86,8 +89,9 @@ class MultiAgentTradingEnv(MultiAgentEnv):
         full = bool((options or {}).get("full")) or not self.random_start
         obs = self.core.reset(None if full else self._rng, None if full else self.cfg.env.episode_length)
         self.agents = list(self.agent_ids)
-        return ({a: obs[k].copy() for k, a in enumerate(self.agent_ids)},
-                {a: self.core.info(k) for k, a in enumerate(self.agent_ids)})
+        obs = obs.copy()
+        infos = self.core.infos(range(self.core.k), [False] * self.core.k)
+        return dict(zip(self.agent_ids, obs)), dict(zip(self.agent_ids, infos))
 
     def step(self, action_dict: dict[str, np.ndarray]) -> tuple[dict, dict, dict, dict, dict]:
         actions = self._actions
@@ -100,20 +104,153 @@ class MultiAgentTradingEnv(MultiAgentEnv):
             actions[k] = action_dict[agent] if np.shape(action_dict[agent]) == actions[k].shape else _bad(agent, action_dict[agent], actions[k].shape)
         was_active = ~self.core.done
         obs, rewards, terminated, truncated = self.core.step(actions)
+        truncated = bool(truncated[0])
         out_obs, out_rew, out_term, out_trunc, out_info = {}, {}, {}, {}, {}
-        for k, agent in enumerate(self.agent_ids):
-            if not was_active[k]:
-                continue
-            out_obs[agent] = obs[k].copy()
-            out_rew[agent] = float(rewards[k])
-            out_term[agent] = bool(terminated[k])
-            out_trunc[agent] = bool(truncated and not terminated[k])
-            out_info[agent] = self.core.info(k, final=out_term[agent] or out_trunc[agent])
+        rows = np.flatnonzero(was_active)
+        term, rew = terminated.tolist(), rewards.tolist()
+        infos = self.core.infos(rows, [term[k] or truncated for k in rows.tolist()])
+        obs = obs.copy()
+        for i, k in enumerate(rows.tolist()):
+            agent = self.agent_ids[k]
+            out_obs[agent] = obs[k]
+            out_rew[agent] = rew[k]
+            out_term[agent] = term[k]
+            out_trunc[agent] = truncated and not term[k]
+            out_info[agent] = infos[i]
         all_done = bool(self.core.done.all()) or truncated
         out_term["__all__"] = bool(self.core.done.all())
         out_trunc["__all__"] = bool(truncated)
         self.agents = [a for k, a in enumerate(self.agent_ids) if not self.core.done[k]] if not all_done else []
         return out_obs, out_rew, out_term, out_trunc, out_info
+
+
+class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
+    """`num_envs` copies of `MultiAgentTradingEnv` (same agents, spaces, rewards, desk block and
+    per-agent infos; see its docstring) stepped together, in RLlib's vector multi-agent API:
+    `step` takes a list of per-env action dicts and returns lists of per-env dicts.
+    NEXT_STEP autoreset, as RLlib's own `SyncVectorMultiAgentEnv`."""
+
+    metadata = {"autoreset_mode": "next_step"}
+
+    def __init__(self, num_envs: int = 8, env_config: dict[str, Any] | None = None):
+        opts = EnvOptions.from_env_config(env_config)
+        self.cfg = opts.config
+        self.split = opts.split
+        self.random_start = self.cfg.env.random_start if opts.random_start is None else opts.random_start
+        self.num_envs = int(num_envs)
+        self.agent_ids = [a.id for a in self.cfg.agents]
+        self.core = TradingCore(self.cfg, [a.profile for a in self.cfg.agents], self.split,
+                                data=load_env_data(self.cfg, market=shared_market(self.cfg)),
+                                desk=self.cfg.env.desk_observation, n_envs=self.num_envs)
+        obs_space = spaces.Box(-self.core.obs_bound, self.core.obs_bound, (self.core.dim,), np.float32)
+        act_space = spaces.Box(-1.0, 1.0, (self.core.n + 1,), np.float32)
+        self.single_observation_spaces = {a: obs_space for a in self.agent_ids}
+        self.single_action_spaces = {a: act_space for a in self.agent_ids}
+        self.single_observation_space = gym.spaces.Dict(self.single_observation_spaces)
+        self.single_action_space = gym.spaces.Dict(self.single_action_spaces)
+        self.observation_names = self.core.names
+        self._actions = np.zeros((self.core.k, self.core.n + 1))
+        self._pending = np.zeros(self.num_envs, dtype=bool)
+        self._full = False
+        self._np_random = np.random.default_rng()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[list[dict], list[dict]]:
+        if isinstance(seed, (list, tuple)):
+            seed = seed[0]
+        if seed is not None:
+            self._np_random = np.random.default_rng(seed)
+        self._full = bool((options or {}).get("full")) or not self.random_start
+        obs = self.core.reset(self._rng(), self._length()).copy()
+        self._pending.fill(False)
+        ids, a = self.agent_ids, self.core.n_agents
+        infos = self.core.infos(range(self.core.k), [False] * self.core.k)
+        return ([dict(zip(ids, obs[e * a:(e + 1) * a])) for e in range(self.num_envs)],
+                [dict(zip(ids, infos[e * a:(e + 1) * a])) for e in range(self.num_envs)])
+
+    def step(self, actions: list[dict[str, np.ndarray]]) -> tuple[list, list, list, list, list]:
+        core, ids, a = self.core, self.agent_ids, self.core.n_agents
+        if len(actions) != self.num_envs:
+            raise ActionError(f"expected {self.num_envs} action dicts (one per env), got {len(actions)}")
+        buf = self._actions
+        shape = buf.shape[1:]
+        try:                                            # usual case: every agent of every env acted
+            stacked = np.asarray([d[aid] for d in actions for aid in ids], dtype=np.float64)
+            fast = stacked.shape == buf.shape and not (self._pending.any() or core.done.any())
+            if fast:
+                buf[:] = stacked
+        except (KeyError, ValueError, TypeError):
+            fast = False
+        if not fast:
+            self._gather_actions(actions, buf, shape)
+        was_active = ~core.done
+        restart = self._pending.copy() if self._pending.any() else None
+        obs, rewards, terminated, truncated = core.step(buf, restart, self._rng(), self._length())
+        obs = obs.copy()
+        rew = rewards.tolist()
+        term = terminated.tolist()
+        done = core.done
+        trunc = truncated.tolist()
+        live = was_active if restart is None else was_active | np.repeat(restart, a)
+        rows = np.flatnonzero(live)
+        infos = iter(core.infos(rows, [term[k] or trunc[k // a] for k in rows.tolist()]))
+        full = live.reshape(self.num_envs, a).all(axis=1).tolist()
+        live = live.tolist()
+        out = ([], [], [], [], [])
+        for e in range(self.num_envs):
+            trunc_e = trunc[e]
+            lo, hi = e * a, (e + 1) * a
+            if full[e]:                                 # every agent of the episode acted
+                o, r, te = dict(zip(ids, obs[lo:hi])), dict(zip(ids, rew[lo:hi])), dict(zip(ids, term[lo:hi]))
+                tr = {aid: trunc_e and not x for aid, x in zip(ids, term[lo:hi])}
+                inf = {aid: next(infos) for aid in ids}
+                all_term = bool(done[lo:hi].all())
+                te["__all__"], tr["__all__"] = all_term, trunc_e
+                self._pending[e] = all_term or trunc_e
+                for lst, d in zip(out, (o, r, te, tr, inf)):
+                    lst.append(d)
+                continue
+            o, r, te, tr, inf = {}, {}, {}, {}, {}
+            for j, aid in enumerate(ids):
+                k = e * a + j
+                if not live[k]:
+                    continue
+                o[aid] = obs[k]
+                r[aid] = rew[k]
+                te[aid] = term[k]
+                tr[aid] = trunc_e and not term[k]
+                inf[aid] = next(infos)
+            all_term = bool(done[e * a:(e + 1) * a].all())
+            te["__all__"], tr["__all__"] = all_term, trunc_e
+            self._pending[e] = all_term or trunc_e
+            for lst, d in zip(out, (o, r, te, tr, inf)):
+                lst.append(d)
+        return out
+
+    def _gather_actions(self, actions: list[dict[str, np.ndarray]], buf: np.ndarray, shape: tuple[int, ...]) -> None:
+        """Actions of the agents that act (not done, env not restarting), with a clear error for
+        a missing or misshapen one; the rest stay 0 (ignored by the core)."""
+        ids, a, done = self.agent_ids, self.core.n_agents, self.core.done
+        buf.fill(0.0)
+        for e, action_dict in enumerate(actions):
+            if self._pending[e]:
+                continue
+            for j, aid in enumerate(ids):
+                row = e * a + j
+                if done[row]:
+                    continue
+                act = action_dict.get(aid)
+                if act is None:
+                    raise ActionError(f"env {e}: no action for active agent '{aid}'")
+                if np.shape(act) != shape:
+                    raise ActionError(f"env {e}: action of agent '{aid}' must have shape {shape} "
+                                      f"(one score per asset, then cash); got {np.shape(act)}")
+                buf[row] = act
+
+    def _rng(self) -> np.random.Generator | None:
+        return None if self._full else self._np_random
+
+    def _length(self) -> int | None:
+        return None if self._full else self.cfg.env.episode_length
 
 
 def market_actor_name(cfg: Config) -> str:

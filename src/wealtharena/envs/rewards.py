@@ -57,14 +57,25 @@ class CompositeReward:
         self.contrib = np.zeros((self.k, len(TERMS)))
         self.reset()
 
-    def reset(self, value: np.ndarray | float = 1.0) -> None:
-        self.peak = np.broadcast_to(np.asarray(value, dtype=np.float64), (self.k,)).copy()
-        self.a = np.zeros(self.k)
-        self.b = np.full(self.k, SEED_VOL ** 2)
-        self.dd = np.zeros(self.k)
+    def reset(self, value: np.ndarray | float = 1.0, rows: np.ndarray | None = None) -> None:
+        """Fresh statistics at `value`: every agent, or only `rows` (indices or a [K] mask)."""
+        value = np.broadcast_to(np.asarray(value, dtype=np.float64), (self.k,))
+        if rows is None:
+            self.peak = value.copy()
+            self.a = np.zeros(self.k)
+            self.b = np.full(self.k, SEED_VOL ** 2)
+            self.dd = np.zeros(self.k)
+            self.contrib.fill(0.0)
+            return
+        self.peak[rows] = value[rows]
+        self.a[rows] = 0.0
+        self.b[rows] = SEED_VOL ** 2
+        self.dd[rows] = 0.0
+        self.contrib[rows] = 0.0
 
     def __call__(self, value_before: np.ndarray, value_after: np.ndarray, costs: np.ndarray, traded: np.ndarray, weights: np.ndarray, momentum: np.ndarray) -> np.ndarray:
-        """Rewards [K]. `weights` [K, N] are the allowed decision weights; `momentum` [N] the signal at t."""
+        """Rewards [K]. `weights` [K, N] are the allowed decision weights; `momentum` [N] (or [K, N],
+        one day per agent) the signal at t."""
         terms = self.terms
         r = np.log(value_after / value_before)
         terms[:, 0] = r
@@ -80,7 +91,7 @@ class CompositeReward:
         terms[:, 4] = ETA * np.minimum(np.maximum((b * da - 0.5 * a * db) / denom, -10.0), 10.0)
         self.a = a + ETA * da
         self.b = b + ETA * db
-        terms[:, 5] = weights @ momentum
+        terms[:, 5] = weights @ momentum if momentum.ndim == 1 else np.add.reduce(weights * momentum, 1)
         invested = np.add.reduce(weights, 1)
         sq = np.add.reduce(weights * weights, 1)
         terms[:, 6] = invested * invested * invested / np.maximum(sq, 1e-300) * (0.001 / self.n_assets)

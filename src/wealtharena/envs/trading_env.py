@@ -82,5 +82,5 @@ class TradingEnv(gym.Env):
             raise ActionError(f"action must have shape {self.action_space.shape} (one score per asset, then cash); "
                               f"got {action.shape}")
         obs, rewards, terminated, truncated = self.core.step(action[None, :])
-        term, trunc = bool(terminated[0]), bool(truncated and not terminated[0])
+        term, trunc = bool(terminated[0]), bool(truncated[0] and not terminated[0])
         return obs[0].copy(), float(rewards[0]), term, trunc, self.core.info(0, final=term or trunc)

@@ -42,15 +42,18 @@ class Book:
         self._pos_value = np.zeros((n_agents, n_assets))
         self._floor_factor = -(self.max_leverage - 1.0)    # cash may not fall below this x value
 
-    def reset(self) -> None:
-        self.shares.fill(0.0)
-        self.entry.fill(0.0)
-        self.cash.fill(self.initial_cash)
-        self.value.fill(self.initial_cash)
-        self._pos_value.fill(0.0)
+    def reset(self, rows: np.ndarray | None = None) -> None:
+        """All cash again: every portfolio, or only `rows` (indices or a [K] mask)."""
+        sel = slice(None) if rows is None else rows
+        self.shares[sel] = 0.0
+        self.entry[sel] = 0.0
+        self.cash[sel] = self.initial_cash
+        self.value[sel] = self.initial_cash
+        self._pos_value[sel] = 0.0
 
     def mark(self, close: np.ndarray) -> np.ndarray:
-        """Value every portfolio at `close` ([N]); returns value [K] (also kept in `self.value`)."""
+        """Value every portfolio at `close` ([N], or [K, N] with one day per portfolio); returns
+        value [K] (also kept in `self.value`)."""
         np.multiply(self.shares, close, out=self._pos_value)
         np.add(self.cash, np.add.reduce(self._pos_value, 1), out=self.value)
         return self.value
@@ -59,8 +62,9 @@ class Book:
         """Weights [K, N] at the last `mark` (position value over portfolio value)."""
         return self._pos_value / self.value[:, None]
 
-    def rebalance(self, target: np.ndarray, close: np.ndarray, t: int, execution: ExecutionModel) -> Fill:
-        """Trade from the current holdings to `target` weights [K, N], decided at close t, filled at t+1."""
+    def rebalance(self, target: np.ndarray, close: np.ndarray, t: int | np.ndarray, execution: ExecutionModel) -> Fill:
+        """Trade from the current holdings to `target` weights [K, N], decided at close t, filled at
+        t+1. `t` is one day (close [N]) or one day per portfolio (an int array [K], close [K, N])."""
         value = self.value
         fill = execution.fill[t]
         delta = target * (value[:, None] / close)

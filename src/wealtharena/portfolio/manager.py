@@ -34,28 +34,38 @@ class StepResult:
 class PortfolioManager:
     def __init__(self, market: MarketData, risks: Sequence[RiskConfig], execution: ExecutionConfig,
                  initial_cash: float, regime: np.ndarray | None = None,
-                 market_risk: MarketRisk | None = None):
+                 market_risk: MarketRisk | None = None, clock_group: int = 1):
         self.market = market
         self.close = np.ascontiguousarray(market.close)
         self.market_risk = market_risk or MarketRisk.build(market, risks[0], regime)
         self.execution = ExecutionModel.build(market, execution, self.market_risk)
         self.limits = RiskLimits.from_configs(risks)
-        self.risk = RiskManager(self.limits, self.market_risk)
+        self.risk = RiskManager(self.limits, self.market_risk, clock_group)
         self.book = Book(len(risks), market.n_assets, initial_cash, self.limits.max_leverage)
-        self.t = 0
+        self.clock = np.zeros(len(risks), dtype=np.int64)   # each portfolio's day
+        self.t: int | np.ndarray = 0
 
     @property
     def n_agents(self) -> int:
         return self.book.k
 
-    def reset(self, t0: int) -> None:
-        """Start every portfolio in cash at the close of day t0."""
-        if not 0 <= t0 < len(self.close) - 1:
-            raise ValueError(f"start row {t0} leaves no next day to fill at (rows 0..{len(self.close) - 2})")
-        self.book.reset()
-        self.book.mark(self.close[t0])
-        self.risk.reset(self.book.value)
-        self.t = t0
+    def reset(self, t0: int | np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Start every portfolio (or only `rows`, indices) in cash at the close of day t0 (an int,
+        or one day per row). Portfolios may then run on different days: `self.t` is an int while
+        they share one clock and an int array [K] once they do not."""
+        t0 = np.asarray(t0, dtype=np.int64)
+        if t0.size and not (0 <= t0.min() and t0.max() < len(self.close) - 1):
+            raise ValueError(f"start row {int(t0.min()) if t0.min() < 0 else int(t0.max())} leaves no next day "
+                             f"to fill at (rows 0..{len(self.close) - 2})")
+        if rows is None:
+            self.clock[:] = t0
+            self.book.reset()
+        else:
+            self.clock[rows] = t0
+            self.book.reset(rows)
+        self.t = int(self.clock[0]) if (self.clock == self.clock[0]).all() else self.clock.copy()
+        self.book.mark(self.close[self.t])
+        self.risk.reset(self.book.value, rows)
 
     def step(self, target: np.ndarray, validate: bool = True) -> StepResult:
         """Apply target weights [K, N] decided at the close of `self.t`; advance to t+1."""
@@ -65,5 +75,6 @@ class PortfolioManager:
         allowed = self.risk.apply(target, t, value_before, self.book.weights(), close_t, self.book.entry, validate)
         fill = self.book.rebalance(allowed, close_t, t, self.execution)
         self.t = t + 1
-        value_after = self.book.mark(self.close[t + 1])
+        self.clock += 1
+        value_after = self.book.mark(self.close[self.t])
         return StepResult(allowed, fill, value_before, value_after)

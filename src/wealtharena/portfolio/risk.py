@@ -123,8 +123,12 @@ def _std(x: np.ndarray) -> np.ndarray:
 class RiskManager:
     """See the module docstring. State: drawdown state, peak, cool-downs, event flags and counts."""
 
-    def __init__(self, limits: RiskLimits, market_risk: MarketRisk):
+    def __init__(self, limits: RiskLimits, market_risk: MarketRisk, clock_group: int = 1):
+        """`clock_group`: with per-portfolio days, consecutive groups of this many portfolios
+        always share a day (the agents of one episode), so trailing windows are gathered once
+        per group."""
         self.limits = limits
+        self.clock_group = int(clock_group)
         self.mr = market_risk
         k, n = len(limits.max_position), market_risk.returns.shape[1]
         self.k, self.n = k, n
@@ -137,21 +141,14 @@ class RiskManager:
         self._any_vol_sizing = bool(limits.vol_sizing.any())
         self._corr_thr = float(limits.max_correlation.min())
         self._mixed_corr_thr = bool((limits.max_correlation != self._corr_thr).any())
-        self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        if market_risk.corr is not None:
-            # every date's hot pairs at once: (t, i, j) sorted by t, with row offsets per date
-            tt, ii, jj = np.nonzero(np.triu(market_risk.corr > self._corr_thr, 1))
-            self._pairs = (ii, jj, market_risk.corr[tt, ii, jj])
-            self._pair_offsets = np.searchsorted(tt, np.arange(len(market_risk.corr) + 1))
-            t_len = len(market_risk.corr)
-            uses = np.zeros((t_len, n), dtype=np.int32)
-            np.add.at(uses, (tt, ii), 1)
-            np.add.at(uses, (tt, jj), 1)
-            self._disjoint = (uses <= 1).all(axis=1)
+        # every date's "hot" pairs (correlation above the lowest agent threshold), as a [T, N, N] mask
+        self._hot = market_risk.corr > self._corr_thr if market_risk.corr is not None else None
+        self._windows = None                  # [T-L+1, N, L] trailing-return windows, for per-row clocks
         # stop/take thresholds on r = entry / close: stop when r >= 1/(1-sl), take when r <= 1/(1+tp)
         self._stop_r = (1.0 / (1.0 - np.minimum(limits.stop_loss, 1.0 - 1e-12)))[:, None]
         self._take_r = np.where(np.isfinite(limits.take_profit), 1.0 / (1.0 + limits.take_profit), 0.0)[:, None]
-        self._cooldown_days = np.broadcast_to(limits.cooldown_days[:, None], (k, n))
+        self._cooldown_days = limits.cooldown_days[:, None]
+        self._rows = np.arange(k)
         self._options = limits.regime_mult is not None or self._any_kelly or self._any_vol_sizing
         self._lev_tol = limits.max_leverage + TOL
         self._vol_target = limits.vol_target
@@ -176,19 +173,23 @@ class RiskManager:
         self.drawdown = np.zeros(k)
 
     # ------------------------------------------------------------------ lifecycle
-    def reset(self, value: np.ndarray) -> None:
-        self._abnormal = False
-        self._cool_max = 0
-        self.state.fill(NORMAL)
-        self.peak[:] = value
-        self.halted_at.fill(0)
-        self.cooldown_until.fill(0)
-        self.flags.fill(False)
-        self.counts.fill(0)
-        self.drawdown = np.zeros(self.k)
-        self.port_vol.fill(0.0)
-        self.var.fill(0.0)
-        self.cvar.fill(0.0)
+    def reset(self, value: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Start fresh at `value` [K]: every portfolio, or only `rows` (indices or a [K] mask)."""
+        sel = slice(None) if rows is None else rows
+        self.state[sel] = NORMAL
+        self.peak[sel] = value[sel]
+        self.halted_at[sel] = 0
+        self.cooldown_until[sel] = 0
+        self.flags[sel] = False
+        self.counts[sel] = 0
+        self.drawdown = self.drawdown.copy()
+        self.drawdown[sel] = 0.0
+        self.port_vol[sel] = 0.0
+        self.var[sel] = 0.0
+        self.cvar[sel] = 0.0
+        self._abnormal = bool(_nz(self.state != NORMAL))
+        if rows is None:
+            self._cool_max = 0
 
     def events(self, k: int) -> list[str]:
         """Reasons flagged for portfolio k at the last `apply`."""
@@ -231,11 +232,15 @@ class RiskManager:
               close: np.ndarray, entry: np.ndarray, validate: bool = True) -> np.ndarray:
         """Allowed weights [K, N] for targets decided at the close of t (see module docstring).
 
+        `t` is one day for every portfolio (an int) or one day per portfolio (an int array [K],
+        for many independent episodes stepped together); `close` is then [N] or [K, N].
         value [K] and current weights [K, N] are marked at the close of t; entry [K, N] is each
         position's average entry price (0 when flat). The hot path: few, fused numpy operations,
         and whole steps skipped when their limit cannot bind.
         """
         lim = self.limits
+        per_row = not isinstance(t, (int, np.integer))
+        tc = t[:, None] if per_row else t                  # broadcasts against [K, N]
         w = self.validate(target) if validate else np.array(target, dtype=np.float64)
         flags = self.flags
         flags.fill(False)
@@ -258,20 +263,20 @@ class RiskManager:
                 self.asset_flags["take_profit"] = take
                 flags[:, R["stop_loss"]] = stop.any(axis=1)
                 flags[:, R["take_profit"]] = take.any(axis=1)
-                self.cooldown_until[exits] = t + self._cooldown_days[exits]
+                np.copyto(self.cooldown_until, tc + self._cooldown_days, where=exits)
                 self._cool_max = max(self._cool_max, int(self.cooldown_until.max()))
                 w[exits] = 0.0
             else:
                 self.asset_flags["stop_loss"] = self.asset_flags["take_profit"] = self._no_assets
-        if t < self._cool_max:
-            blocked = (self.cooldown_until > t) & (w > 0)
+        if (t.min() if per_row else t) < self._cool_max:
+            blocked = (self.cooldown_until > tc) & (w > 0)
             if _nz(blocked):
                 flags[:, R["cooldown"]] |= blocked.any(axis=1)
                 w[blocked] = 0.0
 
         # 3. options
         if self._options:
-            w = self._optional_sizing(w, t)
+            w = self._optional_sizing(w, t, per_row)
 
         # 4. position cap
         capped = w > self._mp
@@ -284,7 +289,7 @@ class RiskManager:
 
         # 5. correlation
         self.asset_flags["correlation"] = self._no_assets
-        self._correlation(w, t)
+        self._correlation(w, t, per_row)
 
         # 6. leverage
         total = np.add.reduce(w, 1)
@@ -320,7 +325,7 @@ class RiskManager:
         halt = (dd >= lim.halt_drawdown) & (state != HALTED)
         if _nz(halt):
             state[halt] = HALTED
-            self.halted_at[halt] = t
+            np.copyto(self.halted_at, t, where=halt)
         if _nz(state == HALTED):
             resume = (state == HALTED) & (lim.resume_after >= 0) & (t - self.halted_at >= lim.resume_after) & ~halt
             if _nz(resume):
@@ -332,10 +337,11 @@ class RiskManager:
         state[(state == REDUCING) & (dd < lim.max_drawdown)] = NORMAL
         self._abnormal = bool(_nz(state != NORMAL))
 
-    def _optional_sizing(self, w: np.ndarray, t: int) -> np.ndarray:
+    def _optional_sizing(self, w: np.ndarray, t: int | np.ndarray, per_row: bool) -> np.ndarray:
         lim, flags = self.limits, self.flags
         if lim.regime_mult is not None and self.mr.regime is not None:
-            mult = lim.regime_mult[:, int(self.mr.regime[t])]
+            regime = self.mr.regime[t].astype(np.int64)
+            mult = lim.regime_mult[self._rows, regime] if per_row else lim.regime_mult[:, int(regime)]
             cut = (mult < 1.0) & (w.sum(axis=1) > 0)
             if _nz(cut):
                 w *= mult[:, None]
@@ -349,7 +355,7 @@ class RiskManager:
                 flags[:, R["kelly"]] = over.any(axis=1)
         if self._any_vol_sizing:
             vol = self.mr.vol[t]
-            ref = np.median(vol)
+            ref = np.median(vol, axis=-1, keepdims=True)
             scale = np.where(vol > ref, ref / np.maximum(vol, 1e-12), 1.0)
             sized = lim.vol_sizing[:, None] & (scale < 1.0) & (w > 0)
             if _nz(sized):
@@ -357,67 +363,65 @@ class RiskManager:
                 flags[:, R["vol_sizing"]] = sized.any(axis=1)
         return w
 
-    def _hot_pairs(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        """Asset pairs (i < j) whose correlation at t exceeds the lowest agent threshold, and
-        whether they are disjoint (no asset in two pairs)."""
-        if self._pairs is not None:
-            a, b = self._pair_offsets[t], self._pair_offsets[t + 1]
-            return self._pairs[0][a:b], self._pairs[1][a:b], self._pairs[2][a:b], bool(self._disjoint[t])
-        corr = self.mr.corr_at(t)
-        i, j = np.nonzero(np.triu(corr > self._corr_thr, 1))
-        both = np.concatenate([i, j])
-        return i, j, corr[i, j], len(np.unique(both)) == len(both)
+    def _hot_at(self, t: int | np.ndarray, per_row: bool) -> np.ndarray:
+        """Symmetric mask of asset pairs whose trailing correlation exceeds the lowest agent
+        threshold: [N, N] for one day, [K, N, N] for per-row days."""
+        if self._hot is not None:
+            return self._hot[t]
+        if per_row:
+            return np.stack([self.mr.corr_at(int(s)) > self._corr_thr for s in t])
+        return self.mr.corr_at(t) > self._corr_thr
 
-    def _correlation(self, w: np.ndarray, t: int) -> None:
-        pi, pj, pc, disjoint = self._hot_pairs(t)
-        if len(pi) == 0:
-            return
-        minw = self._minw
-        wi, wj = w[:, pi], w[:, pj]
-        both = (wi > minw) & (wj > minw)
+    def _correlation(self, w: np.ndarray, t: int | np.ndarray, per_row: bool) -> None:
+        """Of every conflicting pair (both above the size, correlation above the limit) keep the
+        larger holding. Holdings are visited from the largest down (on a tie the earlier asset
+        first); one is cut when a holding already kept conflicts with it. Computed for all
+        portfolios at once in rounds: a holding is kept once every larger conflicting holding is
+        cut, and cut once a larger conflicting holding is kept. Each round decides at least the
+        largest undecided holding of each conflict group, so it ends; usually in two rounds."""
+        big = w > self._minw
+        conflict = self._hot_at(t, per_row) & big[:, :, None] & big[:, None, :]
         if self._mixed_corr_thr:
-            both &= pc > self.limits.max_correlation[:, None]
-        if not _nz(both):
+            corr = self.mr.corr[t] if self.mr.corr is not None else (
+                np.stack([self.mr.corr_at(int(s)) for s in t]) if per_row else self.mr.corr_at(t))
+            conflict &= corr > self.limits.max_correlation[:, None, None]
+        if not _nz(conflict):
             return
-        if disjoint:
-            # each asset is in at most one hot pair: the greedy rule reduces to "cut the smaller of
-            # each pair; on a tie, the later asset (j > i)"
-            cut_j = both & (wj <= wi)
-            cut_i = both & ~cut_j
-            mask = np.zeros_like(w, dtype=bool)
-            rows = np.arange(self.k)[:, None]
-            mask[np.broadcast_to(rows, cut_j.shape)[cut_j], np.broadcast_to(pj, cut_j.shape)[cut_j]] = True
-            mask[np.broadcast_to(rows, cut_i.shape)[cut_i], np.broadcast_to(pi, cut_i.shape)[cut_i]] = True
-            np.copyto(w, np.broadcast_to(minw, w.shape), where=mask)
-            self.asset_flags["correlation"] = mask
-            self.flags[:, R["correlation"]] = mask.any(axis=1)
-            return
-        mask = np.zeros_like(w, dtype=bool)
-        for k in np.flatnonzero(both.any(axis=1)).tolist():
-            sel = both[k]
-            adj: dict[int, list[int]] = {}
-            for a, b in zip(pi[sel].tolist(), pj[sel].tolist()):
-                adj.setdefault(a, []).append(b)
-                adj.setdefault(b, []).append(a)
-            wk = w[k]
-            weights = {a: float(wk[a]) for a in adj}
-            kept: set[int] = set()
-            # largest first; on a tie, the earlier asset is kept and the later one cut
-            for a in sorted(adj, key=lambda x: (-weights[x], x)):
-                if any(b in kept for b in adj[a]):
-                    wk[a] = self.limits.corr_min_weight[k]
-                    mask[k, a] = True
-                else:
-                    kept.add(a)
-        self.asset_flags["correlation"] = mask
-        self.flags[:, R["correlation"]] = mask.any(axis=1)
+        order = np.argsort(-w, axis=1, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(self.n)[None, :], axis=1)
+        # higher[k, a, b] = 1 when b conflicts with a and is visited before it; "does a have a
+        # larger conflicting holding in set S" is then (higher @ S) > 0, a small batched matmul
+        higher = (conflict & (rank[:, None, :] < rank[:, :, None])).astype(np.float32)
+        undecided = conflict.any(axis=2)
+        kept = np.zeros(undecided.shape, dtype=np.float32)
+        cut = np.zeros_like(undecided)
+        while _nz(undecided):
+            cut_now = undecided & (np.matmul(higher, kept[:, :, None])[:, :, 0] > 0.0)
+            keep_now = undecided & ~(np.matmul(higher, (kept + undecided)[:, :, None])[:, :, 0] > 0.0)
+            kept += keep_now
+            cut |= cut_now
+            undecided &= ~(keep_now | cut_now)
+        np.copyto(w, np.broadcast_to(self._minw, w.shape), where=cut)
+        self.asset_flags["correlation"] = cut
+        self.flags[:, R["correlation"]] = cut.any(axis=1)
 
-    def portfolio_returns(self, w: np.ndarray, t: int) -> np.ndarray:
-        """Trailing daily returns [K, L] of today's weights over the last max(vol, VaR) lookback."""
-        a = max(0, t - self._lmax + 1)
-        return w @ self._returns_t[:, a:t + 1]
+    def portfolio_returns(self, w: np.ndarray, t: int | np.ndarray) -> np.ndarray:
+        """Trailing daily returns [K, L] of today's weights over the last max(vol, VaR) lookback
+        (fewer days near the start of the data when one day `t` is given)."""
+        if isinstance(t, (int, np.integer)):
+            a = max(0, t - self._lmax + 1)
+            return w @ self._returns_t[:, a:t + 1]
+        if t.min() < self._lmax - 1:
+            raise ValueError(f"per-portfolio days must leave {self._lmax} days of history (row >= {self._lmax - 1}); "
+                             f"got row {int(t.min())}")
+        if self._windows is None:
+            self._windows = np.lib.stride_tricks.sliding_window_view(self.mr.returns, self._lmax, axis=0)
+        g = self.clock_group
+        windows = self._windows[t[::g] - (self._lmax - 1)]                  # [K / g, N, L]
+        return np.matmul(w.reshape(-1, g, self.n), windows).reshape(self.k, -1)
 
-    def _scale_for_vol_and_var(self, w: np.ndarray, t: int) -> None:
+    def _scale_for_vol_and_var(self, w: np.ndarray, t: int | np.ndarray) -> None:
         lim = self.limits
         p = self.portfolio_returns(w, t)
         if p.shape[1] < 3:
@@ -428,10 +432,17 @@ class RiskManager:
         if lim.var_method == "historical":
             pos = (m - 1) * (1.0 - lim.var_confidence)
             lo = int(pos)
-            part = np.partition(pvar, (lo, lo + 1), axis=1) if lo + 1 < m else np.partition(pvar, lo, axis=1)
-            q = part[:, lo] + (pos - lo) * (part[:, lo + 1] - part[:, lo]) if lo + 1 < m else part[:, lo]
+            if lo + 1 < m:
+                # one partition: the lo+1 smallest land before index lo+1, the lo-th is their max
+                part = np.partition(pvar, lo + 1, axis=1)
+                tail = part[:, : lo + 1]
+                q_lo = np.maximum.reduce(tail, 1)
+                q = q_lo + (pos - lo) * (part[:, lo + 1] - q_lo)
+            else:
+                tail = np.partition(pvar, lo, axis=1)[:, : lo + 1]
+                q = tail[:, lo]
             var = -q
-            cvar = -np.add.reduce(part[:, : lo + 1], 1) / (lo + 1)
+            cvar = -np.add.reduce(tail, 1) / (lo + 1)
         else:
             sd = _std(pvar)
             mu = np.add.reduce(pvar, 1) / m

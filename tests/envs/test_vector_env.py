@@ -1,0 +1,125 @@
+"""The vector envs are B copies of the single envs, stepped as one array: same numbers, autoreset included."""
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import wealtharena.envs  # noqa: F401  (registers WealthArena-v0)
+from wealtharena.envs import TradingEnv, TradingVectorEnv
+from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv, MultiAgentTradingVectorEnv
+from wealtharena.errors import ActionError
+
+LENGTH = 6
+
+
+class _Start:
+    """Stands in for the episode-start generator: always the given row."""
+
+    def __init__(self, row: int):
+        self.row = row
+
+    def integers(self, lo, hi, size=None):
+        assert lo <= self.row < hi
+        return np.full(size, self.row) if size is not None else self.row
+
+
+@pytest.fixture(scope="module")
+def base(sample_config):
+    cfg = sample_config.model_dump(mode="json")
+    cfg["env"]["episode_length"] = LENGTH
+    return cfg
+
+
+def test_make_vec_builds_the_array_env(base):
+    envs = gym.make_vec("WealthArena-v0", num_envs=4, vectorization_mode="vector_entry_point", config=base)
+    assert isinstance(envs, TradingVectorEnv)
+    obs, infos = envs.reset(seed=0)
+    assert obs.shape == (4, 765) and obs.dtype == np.float32 and envs.action_space.shape == (4, 21)
+    assert infos["portfolio_value"].shape == (4,) and infos["_portfolio_value"].all()
+    assert len(set(envs.unwrapped.core.t0.tolist())) > 1            # independent episodes, own start days
+
+
+def _record_vector(envs, steps, actions):
+    """Per env, the episodes it ran: start row, then (action, obs, reward, weights, terminated, truncated)."""
+    obs, _ = envs.reset(seed=3)
+    core = envs.core
+    episodes = [[{"t0": int(core.t0[e]), "obs0": obs[e], "steps": []}] for e in range(envs.num_envs)]
+    ended = np.zeros(envs.num_envs, dtype=bool)
+    for i in range(steps):
+        obs, rew, term, trunc, infos = envs.step(actions[i])
+        for e in range(envs.num_envs):
+            if ended[e]:                                              # this step restarted it
+                assert rew[e] == 0.0 and not term[e] and not trunc[e]
+                episodes[e].append({"t0": int(core.t0[e]), "obs0": obs[e], "steps": []})
+            else:
+                episodes[e][-1]["steps"].append((actions[i][e], obs[e], rew[e], infos["weights"][e], term[e], trunc[e]))
+        ended = term | trunc
+    return episodes
+
+
+def test_vector_env_matches_single_envs_through_autoreset(base):
+    envs = TradingVectorEnv(3, config=base)
+    rng = np.random.default_rng(0)
+    actions = rng.normal(0, 1.5, (3 * LENGTH + 5, 3, 21))
+    episodes = _record_vector(envs, len(actions), actions)
+    single = TradingEnv(config=base)
+    checked = 0
+    for per_env in episodes:
+        assert len(per_env) >= 3                                     # at least two autoresets each
+        for ep in per_env:
+            obs = single.core.reset(_Start(ep["t0"]), LENGTH)[0]
+            np.testing.assert_allclose(obs, ep["obs0"], rtol=0, atol=1e-6)
+            for action, v_obs, v_rew, v_w, v_term, v_trunc in ep["steps"]:
+                obs, rew, term, trunc, info = single.step(action)
+                np.testing.assert_allclose(obs, v_obs, rtol=0, atol=1e-6)
+                assert rew == pytest.approx(v_rew, abs=1e-9)
+                np.testing.assert_allclose(info["weights"], v_w, rtol=0, atol=1e-12)
+                assert (term, trunc) == (bool(v_term), bool(v_trunc))
+                checked += 1
+    assert checked >= 3 * LENGTH
+
+
+def test_multi_agent_vector_env_matches_single_envs(base):
+    envs = MultiAgentTradingVectorEnv(2, {"config": base})
+    ids = envs.agent_ids
+    rng = np.random.default_rng(1)
+    obs, infos = envs.reset(seed=5)
+    assert len(obs) == 2 and set(obs[0]) == set(ids) and set(infos[1][ids[0]]) >= {"portfolio_value", "risk_events"}
+    starts = [int(envs.core.t0[e]) for e in range(2)]
+    first_obs = obs
+    steps = []
+    for _ in range(LENGTH):
+        acts = [{a: rng.normal(0, 1.5, 21) for a in ids} for _ in range(2)]
+        steps.append((acts, envs.step(acts)))
+    # every episode ended together (same length): the next step restarts both
+    assert all(s[3][e]["__all__"] for e in range(2) for s in [steps[-1][1]])
+    restart = envs.step([{a: np.zeros(21) for a in ids} for _ in range(2)])
+    assert all(not restart[2][e]["__all__"] and set(restart[0][e]) == set(ids) for e in range(2))
+    for e in range(2):
+        single = MultiAgentTradingEnv({"config": base})
+        obs0 = single.core.reset(_Start(starts[e]), LENGTH)
+        for k, a in enumerate(ids):
+            np.testing.assert_allclose(obs0[k], first_obs[e][a], rtol=0, atol=1e-6)
+        for acts, (v_obs, v_rew, v_term, v_trunc, v_info) in steps:
+            obs, rew, term, trunc, info = single.step(acts[e])
+            assert set(obs) == set(v_obs[e]) and term == v_term[e] and trunc == v_trunc[e]
+            for a in obs:
+                np.testing.assert_allclose(obs[a], v_obs[e][a], rtol=0, atol=1e-6)
+                assert rew[a] == pytest.approx(v_rew[e][a], abs=1e-9)
+                assert info[a]["risk_events"] == v_info[e][a]["risk_events"]
+                assert info[a]["date"] == v_info[e][a]["date"]
+
+
+def test_vector_envs_reject_bad_actions(base):
+    envs = TradingVectorEnv(2, config=base)
+    envs.reset(seed=0)
+    with pytest.raises(ActionError, match=r"shape \(2, 21\)"):
+        envs.step(np.zeros((3, 21)))
+    with pytest.raises(ActionError, match="NaN"):
+        envs.step(np.full((2, 21), np.nan))
+    ma = MultiAgentTradingVectorEnv(2, {"config": base})
+    ma.reset(seed=0)
+    good = {a: np.zeros(21) for a in ma.agent_ids}
+    with pytest.raises(ActionError, match="env 1: action of agent 'conservative_0' must have shape"):
+        ma.step([good, {**good, "conservative_0": np.zeros(20)}])
+    with pytest.raises(ActionError, match="env 0: no action for active agent 'balanced_0'"):
+        ma.step([{a: v for a, v in good.items() if a != "balanced_0"}, good])
