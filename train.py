@@ -138,8 +138,13 @@ def learning_curve(result) -> str:
              "mean Sharpe": round(v["mean_sharpe"], 2)} for v in result.validation]
     if not rows:
         return "no validation run yet"
-    return ("Validation split, deterministic actions, costs included: episode reward per policy\n"
-            + pd.DataFrame(rows).set_index("iteration").to_string())
+    table = pd.DataFrame(rows).set_index("iteration")
+    text = ("Validation split, deterministic actions, costs included: episode reward per policy "
+            "(iteration 0 = untrained)\n" + table.to_string())
+    if len(table) > 1:
+        change = (table.iloc[-1] - table.iloc[0]).round(2)
+        text += "\nchange since iteration %d: %s" % (table.index[0], ", ".join(f"{c} {v:+.2f}" for c, v in change.items()))
+    return text
 
 
 def plot_training(result):

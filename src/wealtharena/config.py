@@ -372,6 +372,7 @@ class TrainingConfig(_Strict):
     num_epochs: PositiveInt = 4
     lr: Positive = 3e-4
     gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.99
+    gae_lambda: Annotated[float, Field(ge=0.0, le=1.0)] = 0.95
     entropy_coeff: NonNegative = 0.0
     checkpoint_every: PositiveInt = 5
     eval_every: PositiveInt = 5

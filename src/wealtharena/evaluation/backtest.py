@@ -100,7 +100,8 @@ def run_agents(cfg: Config, act: ActFn, split: str, data: EnvData | None = None)
                 events[j][REASONS[reason]] += 1
         s += 1
         done = term["__all__"] or trunc["__all__"]
-    dates = core.data.market.dates[core.t0:core.t0 + s + 1]
+    t0 = int(core.t0[0])
+    dates = core.data.market.dates[t0:t0 + s + 1]
     return [Track(name=a, kind="agent", dates=dates, values=values[: s + 1, j], weights=weights[:s, j],
                   costs=costs[:s, j], rewards=rewards[:s, j], events=events[j], profile=core.profiles[j])
             for j, a in enumerate(ids)]

@@ -86,7 +86,7 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
         kwargs: dict[str, Any] = {"gamma": tr.gamma, "lr": tr.lr, "train_batch_size_per_learner": tr.train_batch_size,
                                   "entropy_coeff": tr.entropy_coeff, "vf_clip_param": 1e4}
         if tr.algorithm == "ppo":
-            kwargs |= {"minibatch_size": tr.minibatch_size, "num_epochs": tr.num_epochs}
+            kwargs |= {"minibatch_size": tr.minibatch_size, "num_epochs": tr.num_epochs, "lambda_": tr.gae_lambda}
         config = config.training(**kwargs)
     config = config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
     if overrides:

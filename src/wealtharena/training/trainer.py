@@ -325,6 +325,16 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
     bar = tqdm(total=end, initial=start, desc=f"{cfg.training.algorithm} {experiment}", unit="iter",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
     try:
+        if start == 0:
+            # the untrained policies on the validation split: the baseline learning is judged against
+            val = validate(algo, cfg)
+            val["iteration"] = 0
+            validation.append(val)
+            log.info("iter 0 validation (untrained, deterministic, costs included): mean Sharpe %.2f, "
+                     "episode reward per policy %s", val["mean_sharpe"],
+                     {p: round(v, 1) for p, v in val["policy_episode_reward"].items()})
+            if tracker is not None:
+                tracker.log_validation(val)
         for _ in range(iterations):
             t0 = time.perf_counter()
             result = algo.train()
