@@ -203,6 +203,9 @@ class EnvConfig(_Strict):
     rebalance_speed * p (1.0: trade all the way every day; 0.2: a fifth of the way, which keeps a
     noisy policy from paying for its noise). The risk gate acts on that target. An episode starts at a random row of its split in training
     (`random_start`) and runs `episode_length` steps, or the whole split when null.
+    `shuffle_assets`: each random-start episode shows the assets in a random order (observation
+    columns and action slots permuted together), so a policy cannot learn which slot is which
+    stock and has to act on what it observes; full-split (evaluation) episodes keep the order.
     """
 
     initial_cash: Positive = 1_000_000.0
@@ -215,6 +218,7 @@ class EnvConfig(_Strict):
     rebalance_speed: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     reward_scale: Positive = 100.0
     desk_observation: bool = True
+    shuffle_assets: bool = False
     execution: ExecutionConfig = ExecutionConfig()
 
 
@@ -372,7 +376,12 @@ class TrainingConfig(_Strict):
     num_epochs: PositiveInt = 4
     lr: Positive = 3e-4
     gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.99
-    gae_lambda: Annotated[float, Field(ge=0.0, le=1.0)] = 0.95
+    gae_lambda: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0     # PPO's GAE lambda (RLlib's default)
+    # PPO / A2C: a learnt, state-independent log standard deviation starting at this value
+    # (-1.5: std 0.22); null keeps RLlib's default (the network outputs it, about 0 at the start:
+    # std 1, which through softmax(action_scale * tanh(a)) makes every exploratory day a random,
+    # concentrated portfolio)
+    log_std_init: Annotated[float, Field(ge=-5.0, le=1.0)] | None = None
     entropy_coeff: NonNegative = 0.0
     checkpoint_every: PositiveInt = 5
     eval_every: PositiveInt = 5

@@ -181,3 +181,25 @@ def test_any_real_action_is_squashed_not_clipped(base):
     inf = np.full(21, -np.inf, dtype=np.float32)
     inf[-1] = np.inf
     assert env.core.weights_from_actions(inf[None, :]).sum() < 1e-3      # +-inf are valid: all cash
+
+
+def test_shuffled_assets_move_observation_and_action_together(base):
+    env = _env(base, env__shuffle_assets=True, env__rebalance_speed=1.0, env__action_scale=5.0)
+    obs, _ = env.reset(seed=4)
+    core = env.core
+    perm = core.perm[0].copy()
+    assert not np.array_equal(perm, np.arange(20))                    # a training episode: random order
+    f = core.data.features.n_asset_features
+    t = core.pm.t
+    for slot in (0, 7, 19):                                            # slot j shows asset perm[j]'s features
+        np.testing.assert_array_equal(obs[slot * f:(slot + 1) * f], core.data.block[t, perm[slot] * f:(perm[slot] + 1) * f])
+    action = np.full(21, -1.0)
+    action[3] = 1.0                                                    # all in on slot 3
+    _, _, _, _, info = env.step(action)
+    assert int(np.argmax(info["weights"])) == perm[3]                  # info weights are in universe order
+    obs = env.step(action)[0]
+    weights = obs[core.dm:core.dm + 20]
+    assert int(np.argmax(weights)) == 3                                # the observation shows it in slot 3
+    full, _ = env.reset(seed=4, options={"full": True})                # evaluation: the universe's order
+    assert np.array_equal(core.perm[0], np.arange(20))
+    np.testing.assert_array_equal(full[: core.dm], core.data.block[core.pm.t])

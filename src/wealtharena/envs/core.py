@@ -153,6 +153,13 @@ class TradingCore:
         self.last_costs = np.zeros(self.k)
         self.rewards = np.zeros(self.k)
         self.episode_terms = np.zeros((self.k, len(TERMS)))
+        # asset order per row: slot j shows asset perm[k, j] (identity unless env.shuffle_assets)
+        self.shuffle = bool(cfg.env.shuffle_assets)
+        self.perm = np.tile(np.arange(self.n), (self.k, 1))
+        self.inv = self.perm.copy()
+        self._shuffled = False
+        self._cols = np.tile(np.arange(dm), (self.k, 1))          # observation column map per row
+        self._feat = self.data.features.n_asset_features
         self._flag_bits = 1 << np.arange(len(REASONS), dtype=np.int64)
         self._events: dict[int, tuple[str, ...]] = {}
         self._dates: dict[int, str] = {}
@@ -175,7 +182,22 @@ class TradingCore:
         self.t0[envs] = t0
         self.t_end[envs] = t0 + length
         self.length[envs] = length
+        if self.shuffle and (rng is not None or self._shuffled):
+            self._order(envs, rng)
         return t0
+
+    def _order(self, envs: np.ndarray, rng: np.random.Generator | None) -> None:
+        """A random asset order for each of `envs` (the identity without rng), shared by its agents."""
+        n, f, a = self.n, self._feat, self.n_agents
+        lags = np.arange(self.cfg.env.window) * n * f
+        for e in envs.tolist():
+            p = rng.permutation(n) if rng is not None else np.arange(n)
+            rows = slice(e * a, (e + 1) * a)
+            self.perm[rows] = p
+            self.inv[rows] = np.argsort(p)
+            asset_cols = (lags[:, None, None] + p[None, :, None] * f + np.arange(f)[None, None, :]).ravel()
+            self._cols[rows, : asset_cols.size] = asset_cols
+        self._shuffled = bool(_nz(self.perm != np.arange(n)))
 
     def _fresh(self, envs: np.ndarray, rows: np.ndarray) -> None:
         """Episode state of `rows` (the agents of `envs`) back to its start."""
@@ -229,6 +251,8 @@ class TradingCore:
         observation is then the reset observation, their reward 0 and they are not done.
         """
         target = self.weights_from_actions(actions)
+        if self._shuffled:                               # slot order -> asset order
+            target = np.take_along_axis(target, self.inv, 1)
         if self.speed < 1.0:
             target *= self.speed
             target += (1.0 - self.speed) * self.pm.book.weights()
@@ -268,13 +292,20 @@ class TradingCore:
         t = self.pm.t
         obs = self.obs
         dm, n = self.dm, self.n
-        obs[:, :dm] = self.data.block[t]
         book, rm, rw = self.pm.book, self.pm.risk, self.reward
         w = book.weights()
-        obs[:, dm:dm + n] = w
         entry = book.entry
         # close / entry - 1 for held positions, 0 when flat (entry 0)
-        obs[:, dm + n:dm + 2 * n] = (self.close[t] - entry) / np.maximum(entry, 1e-300) * (entry > 0)
+        upnl = (self.close[t] - entry) / np.maximum(entry, 1e-300) * (entry > 0)
+        if self._shuffled:                               # asset order -> each row's slot order
+            block = np.broadcast_to(self.data.block[t], (self.k, dm))
+            obs[:, :dm] = np.take_along_axis(block, self._cols, 1)
+            obs[:, dm:dm + n] = np.take_along_axis(w, self.perm, 1)
+            obs[:, dm + n:dm + 2 * n] = np.take_along_axis(upnl, self.perm, 1)
+        else:
+            obs[:, :dm] = self.data.block[t]
+            obs[:, dm:dm + n] = w
+            obs[:, dm + n:dm + 2 * n] = upnl
         a = self._agent
         a[:, 0] = 1.0 - np.add.reduce(w, 1)
         a[:, 1] = np.log(book.value / self.initial)
@@ -293,8 +324,8 @@ class TradingCore:
         if self.desk:
             # what the other agents of the same episode hold, on average, by asset
             g = w.reshape(self.n_envs, self.n_agents, n)
-            others = (np.add.reduce(g, 1)[:, None, :] - g) / max(self.n_agents - 1, 1)
-            obs[:, -n:] = others.reshape(self.k, n)
+            others = ((np.add.reduce(g, 1)[:, None, :] - g) / max(self.n_agents - 1, 1)).reshape(self.k, n)
+            obs[:, -n:] = np.take_along_axis(others, self.perm, 1) if self._shuffled else others
 
     # ------------------------------------------------------------------ info
     def info(self, k: int, final: bool = False) -> dict:

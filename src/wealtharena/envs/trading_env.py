@@ -46,6 +46,9 @@ class TradingEnv(gym.Env):
     ## Episode
     Training (`random_start`): a random start inside the split, `episode_length` steps.
     Evaluation (`random_start=False`, or `options={"full": True}`): the whole split.
+    With `env.shuffle_assets`, each training episode shows the assets in a random order (the
+    observation's asset columns and the action's asset slots permuted together; `info["weights"]`
+    stays in universe order); evaluation episodes keep the universe's order.
     `terminated`: ruin (value <= ruin_fraction of the start) or, with `terminate_on_halt`, the
     risk manager's drawdown halt. `truncated`: the episode's window of data ran out.
 

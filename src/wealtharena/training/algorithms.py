@@ -80,7 +80,8 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
         )
     else:
         specs = {p: RLModuleSpec(model_config={"fcnet_hiddens": hidden[p], "fcnet_activation": "tanh",
-                                               "vf_share_layers": False}) for p in policies}
+                                               "vf_share_layers": False,
+                                               "free_log_std": tr.log_std_init is not None}) for p in policies}
         # Episode returns reach tens of reward units: PPO's default vf_clip_param (10) would clip the
         # value loss of almost every sample and starve the critic.
         kwargs: dict[str, Any] = {"gamma": tr.gamma, "lr": tr.lr, "train_batch_size_per_learner": tr.train_batch_size,
@@ -92,6 +93,24 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
     if overrides:
         config = config.rl_module(algorithm_config_overrides_per_module=overrides)
     return config
+
+
+def init_log_std(algo: Any, value: float | None) -> None:
+    """Start every policy's free log standard deviation at `value` (PPO / A2C with
+    `training.log_std_init`), on the learner and on the env runners. A no-op for None."""
+    if value is None:
+        return
+    import torch
+
+    def set_log_std(learner: Any) -> None:
+        for pid in learner.module.keys():
+            head = getattr(learner.module[pid], "pi", None)
+            if head is not None and isinstance(getattr(head, "log_std", None), torch.nn.Parameter):
+                with torch.no_grad():
+                    head.log_std.fill_(value)
+
+    algo.learner_group.foreach_learner(set_log_std)
+    algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
 
 
 def learner_gpus(setting: float | str) -> float:

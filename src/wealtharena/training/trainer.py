@@ -276,7 +276,7 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
     from ray.rllib.algorithms.algorithm import Algorithm
     from tqdm import tqdm
 
-    from wealtharena.training.algorithms import build_algorithm_config, register
+    from wealtharena.training.algorithms import build_algorithm_config, init_log_std, register
     from wealtharena.training.callbacks import RewardTermsCallback
     from wealtharena.training.data_service import publish_market_data
 
@@ -305,6 +305,8 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
         algo_config = build_algorithm_config(cfg).callbacks(RewardTermsCallback)
         holder = publish_market_data(cfg)  # noqa: F841  (keeps the shared panel alive while training)
         algo = algo_config.build_algo()
+        if cfg.training.algorithm != "sac":
+            init_log_std(algo, cfg.training.log_std_init)
     nodes = runner_placement(algo)
     store = CheckpointStore(run_dir, cfg.training.storage_path, experiment)
     start = algo.iteration

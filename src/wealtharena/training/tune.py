@@ -39,13 +39,15 @@ def check_search_space(cfg: Config) -> None:
 def _trainable(params: dict[str, Any]) -> None:
     from ray import tune
 
-    from wealtharena.training.algorithms import build_algorithm_config
+    from wealtharena.training.algorithms import build_algorithm_config, init_log_std
     from wealtharena.training.callbacks import RewardTermsCallback
     from wealtharena.training.trainer import CheckpointStore, compat_key, seed_everything, validate
 
     cfg = trial_config(params["base"], params["sampled"])
     seed_everything(cfg.seed)
     algo = build_algorithm_config(cfg).callbacks(RewardTermsCallback).build_algo()
+    if cfg.training.algorithm != "sac":
+        init_log_std(algo, cfg.training.log_std_init)
     key = METRICS[cfg.training.tune.metric]
     try:
         for _ in range(cfg.training.iterations):
