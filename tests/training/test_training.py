@@ -162,6 +162,23 @@ def test_a2c_learns_on_cartpole(ray_local):
     assert np.mean(returns[-5:]) > np.mean(returns[:5]) + 50, returns
 
 
+def test_single_agent_ppo_samples_from_the_native_vector_env(ray_local, tiny_config):
+    """RLlib's single-agent env runner builds TradingVectorEnv through Gymnasium's vector entry point."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    env_config = {"config": tiny_config.model_dump(mode="json")}
+    config = (PPOConfig().environment("wealtharena.envs:WealthArena-v0", env_config=env_config)
+              .env_runners(num_env_runners=0, num_envs_per_env_runner=4, gym_env_vectorize_mode="vector_entry_point")
+              .training(train_batch_size_per_learner=256, minibatch_size=128, num_epochs=1).debugging(seed=0))
+    algo = config.build_algo()
+    try:
+        assert type(algo.env_runner.env.unwrapped).__name__ == "TradingVectorEnv"
+        result = algo.train()
+    finally:
+        algo.stop()
+    assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 256
+
+
 def test_search_space_keys_are_checked_before_any_trial(tiny_config):
     from wealtharena.config import coerce_config
     from wealtharena.errors import ConfigError
