@@ -3,9 +3,11 @@
 identical spaces (5 agents, same observation and action shapes, same episode length): RLlib's
 own ceiling on this machine. Target (issue #5): ours >= 0.9x the no-op figure.
 
-    python benchmarks/bench_train.py [--iterations 4] [--runners 1] [--envs 4] [--batch 4000]
+    python benchmarks/bench_train.py [--iterations 3] [--rounds 3] [--runners 1] [--envs 4] [--batch 4000]
 
-env steps/s = env steps sampled / wall time of algo.train(), median over iterations after the first.
+env steps/s = env steps sampled / wall time of algo.train(). Both algorithms are built once, warmed
+up by one iteration, then measured in alternating rounds (no-op, ours, no-op, ours, ...) so that
+drift in the machine's speed hits both alike; the figure is the median over all measured iterations.
 """
 from __future__ import annotations
 
@@ -54,24 +56,20 @@ class NoOpMultiAgentEnv(MultiAgentEnv):
         return obs, rew, term, trunc, {a: {} for a in action_dict}
 
 
-def measure(config, iterations: int) -> float:
-    algo = config.build_algo()
-    try:
-        rates = []
-        for i in range(iterations):
-            t0 = time.perf_counter()
-            result = algo.train()
-            steps = result["env_runners"]["num_env_steps_sampled"]
-            if i > 0:
-                rates.append(steps / (time.perf_counter() - t0))
-        return statistics.median(rates)
-    finally:
-        algo.stop()
+def measure(algo, iterations: int) -> list[float]:
+    """env steps/s of each of `iterations` training iterations."""
+    rates = []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        result = algo.train()
+        rates.append(result["env_runners"]["num_env_steps_sampled"] / (time.perf_counter() - t0))
+    return rates
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--iterations", type=int, default=4)
+    p.add_argument("--iterations", type=int, default=3, help="iterations per round")
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--runners", type=int, default=1)
     p.add_argument("--envs", type=int, default=4)
     p.add_argument("--batch", type=int, default=4000)
@@ -94,9 +92,21 @@ def main() -> None:
         register_env("wealtharena_noop", lambda c: NoOpMultiAgentEnv(dict(c)))
         ours = build_algorithm_config(cfg)
         noop = build_algorithm_config(cfg).environment("wealtharena_noop", env_config=noop_config)
-        for name, config in (("no-op env (RLlib ceiling)", noop), ("MultiAgentTradingEnv", ours)):
-            rows.append({"env": name, "env steps/s": round(measure(config, args.iterations)),
-                         "runners x envs": f"{args.runners} x {args.envs}", "batch": args.batch})
+        algos = {"no-op env (RLlib ceiling)": noop.build_algo(), "MultiAgentTradingEnv": ours.build_algo()}
+        try:
+            rates: dict[str, list[float]] = {name: [] for name in algos}
+            for algo in algos.values():
+                algo.train()                                   # warm-up: first sampling, module build
+            for _ in range(args.rounds):
+                for name, algo in algos.items():
+                    rates[name] += measure(algo, args.iterations)
+        finally:
+            for algo in algos.values():
+                algo.stop()
+        for name, r in rates.items():
+            rows.append({"env": name, "env steps/s": round(statistics.median(r)),
+                         "runners x envs": f"{args.runners} x {args.envs}", "batch": args.batch,
+                         "range": f"{min(r):.0f}-{max(r):.0f}"})
     table = pd.DataFrame(rows)
     table["ratio to no-op"] = (table["env steps/s"] / table["env steps/s"].iloc[0]).round(2)
     print(f"PPO, torch threads 1, {os.cpu_count()} cores")

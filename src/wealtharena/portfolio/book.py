@@ -40,6 +40,7 @@ class Book:
         self.cash = np.full(n_agents, self.initial_cash)
         self.value = np.full(n_agents, self.initial_cash)
         self._pos_value = np.zeros((n_agents, n_assets))
+        self._weights = np.zeros((n_agents, n_assets))
         self._floor_factor = -(self.max_leverage - 1.0)    # cash may not fall below this x value
 
     def reset(self, rows: np.ndarray | None = None) -> None:
@@ -50,17 +51,20 @@ class Book:
         self.cash[sel] = self.initial_cash
         self.value[sel] = self.initial_cash
         self._pos_value[sel] = 0.0
+        self._weights[sel] = 0.0
 
     def mark(self, close: np.ndarray) -> np.ndarray:
         """Value every portfolio at `close` ([N], or [K, N] with one day per portfolio); returns
         value [K] (also kept in `self.value`)."""
         np.multiply(self.shares, close, out=self._pos_value)
         np.add(self.cash, np.add.reduce(self._pos_value, 1), out=self.value)
+        np.divide(self._pos_value, self.value[:, None], out=self._weights)
         return self.value
 
     def weights(self) -> np.ndarray:
-        """Weights [K, N] at the last `mark` (position value over portfolio value)."""
-        return self._pos_value / self.value[:, None]
+        """Weights [K, N] at the last `mark` (position value over portfolio value). Read-only: the
+        array is reused by the next `mark`."""
+        return self._weights
 
     def rebalance(self, target: np.ndarray, close: np.ndarray, t: int | np.ndarray, execution: ExecutionModel) -> Fill:
         """Trade from the current holdings to `target` weights [K, N], decided at close t, filled at

@@ -53,7 +53,8 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
 
         logging.getLogger(__name__).info("training.policies has no entry for %s: using [256, 256]", missing)
     base: AlgorithmConfig = {"ppo": PPOConfig, "a2c": A2CConfig, "sac": SACConfig}[tr.algorithm]()
-    env_config = {"config": cfg.model_dump(mode="json"), "split": "train"}
+    # infos only on each agent's last step: RLlib does not learn from them (see EnvOptions.step_infos)
+    env_config = {"config": cfg.model_dump(mode="json"), "split": "train", "step_infos": False}
     config = (
         # Raw policy samples go to the env, which squashes them with tanh (no dead zone past +-1).
         base.environment(ENV_NAME, env_config=env_config, normalize_actions=False, clip_actions=False)
