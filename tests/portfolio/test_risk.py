@@ -285,3 +285,25 @@ def test_every_hard_limit_holds_on_random_paths_through_a_whole_run(close, seed)
         res = pm.step(w)
         assert _violations(pm.risk, pm.market_risk, res.allowed, t, current, None) == 0
         assert (pm.book.cash >= -1e-6).all()
+
+
+def test_correlation_rule_one_pass_and_rounds_agree(sample_market):
+    """Dates whose hot pairs are disjoint take a one-pass path; it must give the greedy result."""
+    five = [risk_config(max_correlation=0.6, correlation_min_weight=0.0)] * 5
+    rm, _ = _gate(sample_market, *five)
+    rounds, _ = _gate(sample_market, *five)
+    rounds._disjoint = None                                    # always the general rounds
+    rng = np.random.default_rng(0)
+    days = [t for t in range(300, len(sample_market.dates) - 1, 97)]
+    both = 0
+    for t in days:
+        w = rng.dirichlet(np.ones(20), size=5) * 0.9
+        i, j = np.nonzero(np.triu(rm._hot[t], 1))
+        if len(i):
+            w[0, j[0]] = w[0, i[0]]                            # a tie on a hot pair: the earlier asset is kept
+        a, b = w.copy(), w.copy()
+        rm._correlation(a, t, False)
+        rounds._correlation(b, t, False)
+        np.testing.assert_array_equal(a, b)
+        both += bool(rm._disjoint[t]) and not np.array_equal(a, w)
+    assert both >= 3                                           # the one-pass path really cut something

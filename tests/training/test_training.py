@@ -202,3 +202,20 @@ def test_tune_runs_asha_and_reports_an_evaluable_checkpoint(ray_local, tiny_conf
     import train as cli
 
     assert cli.main(["--mode", "evaluate", "--checkpoint", str(best), "--split", "validation"]) == 0
+
+
+def test_policy_build_order_does_not_depend_on_the_hash_seed(tiny_config, tmp_path):
+    """RLlib builds (and so initialises) the policies in the order of `config.policies`: with a set,
+    that order, and each policy's initial weights, changed with PYTHONHASHSEED between runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from wealtharena.config import load_config; "
+            "from wealtharena.training.algorithms import build_algorithm_config; "
+            "print(list(build_algorithm_config(load_config(sys.argv[1])).policies))")
+    path = tmp_path / "tiny.yaml"
+    path.write_text(__import__("yaml").safe_dump(tiny_config.model_dump(mode="json")))
+    orders = {subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
+                             env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
+              for seed in (1, 2, 3, 4)}
+    assert orders == {str(list(tiny_config.policy_ids))}, orders

@@ -143,6 +143,9 @@ class RiskManager:
         self._mixed_corr_thr = bool((limits.max_correlation != self._corr_thr).any())
         # every date's "hot" pairs (correlation above the lowest agent threshold), as a [T, N, N] mask
         self._hot = market_risk.corr > self._corr_thr if market_risk.corr is not None else None
+        # dates on which no asset is in two hot pairs: the rule then needs no ordering
+        self._disjoint = (self._hot.sum(axis=2) <= 1).all(axis=1) if self._hot is not None else None
+        self._earlier = np.tri(n, k=-1, dtype=bool)           # earlier[a, b]: b comes before a
         self._windows = None                  # [T-L+1, N, L] trailing-return windows, for per-row clocks
         # stop/take thresholds on r = entry / close: stop when r >= 1/(1-sl), take when r <= 1/(1+tp)
         self._stop_r = (1.0 / (1.0 - np.minimum(limits.stop_loss, 1.0 - 1e-12)))[:, None]
@@ -386,6 +389,15 @@ class RiskManager:
                 np.stack([self.mr.corr_at(int(s)) for s in t]) if per_row else self.mr.corr_at(t))
             conflict &= corr > self.limits.max_correlation[:, None, None]
         if not _nz(conflict):
+            return
+        if self._disjoint is not None and (self._disjoint[t].all() if per_row else self._disjoint[t]):
+            # every holding conflicts with at most one other: cut it when that one is larger, or
+            # as large and earlier in the universe (the greedy rule's result, in one pass)
+            wa, wb = w[:, :, None], w[:, None, :]
+            cut = (conflict & ((wb > wa) | ((wb == wa) & self._earlier))).any(axis=2)
+            np.copyto(w, np.broadcast_to(self._minw, w.shape), where=cut)
+            self.asset_flags["correlation"] = cut
+            self.flags[:, R["correlation"]] = cut.any(axis=1)
             return
         order = np.argsort(-w, axis=1, kind="stable")
         rank = np.empty_like(order)

@@ -62,7 +62,7 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
                      num_cpus_per_env_runner=tr.num_cpus_per_env_runner,
                      custom_resources_per_env_runner=dict(tr.custom_resources_per_env_runner))
         .learners(num_learners=0, num_gpus_per_learner=learner_gpus(tr.num_gpus_per_learner))
-        .multi_agent(policies=set(policies),
+        .multi_agent(policies=list(policies),
                      policy_mapping_fn=PolicyMapping({a.id: a.profile for a in cfg.agents}),
                      policies_to_train=list(policies))
         .debugging(seed=cfg.seed if seed is None else seed, log_level="ERROR")
