@@ -1,5 +1,4 @@
 import multiprocessing as mp
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import csv_config, write_ohlcv_csv
-from wealtharena.config import ServiceSettings, config_from_dict
+from wealtharena.config import config_from_dict
 from wealtharena.data import load_market_data
 from wealtharena.data.providers import YFinanceProvider, split_yfinance_frame
 from wealtharena.errors import DataError, DataQualityError

@@ -8,7 +8,7 @@ from tests.conftest import risk_config, synthetic_market
 from wealtharena.config import ExecutionConfig, RiskConfig
 from wealtharena.errors import RiskInputError
 from wealtharena.portfolio import MarketRisk, PortfolioManager, RiskLimits, RiskManager
-from wealtharena.portfolio.risk import HALTED, NORMAL, REDUCING
+from wealtharena.portfolio.risk import HALTED, REDUCING
 
 FREE = ExecutionConfig(commission_bps=0, slippage_bps=0, slippage_vol_coef=0, impact_coef=0)
 
@@ -141,7 +141,6 @@ def test_drawdown_states_reduce_halt_resume(sample_market):
     w = np.full((1, 20), 0.05)
     seen = {}
     for _ in range(60):
-        before = pm.risk.state[0]
         current = pm.book.weights().copy()
         res = pm.step(w)
         state = int(pm.risk.state[0])
