@@ -48,7 +48,7 @@ def _record_vector(envs, steps, actions):
         obs, rew, term, trunc, infos = envs.step(actions[i])
         for e in range(envs.num_envs):
             if ended[e]:                                              # this step restarted it
-                assert rew[e] == 0.0 and not term[e] and not trunc[e]
+                assert rew[e] == 0.0 and not term[e] and not trunc[e] and not infos["risk_events"][e].any()
                 episodes[e].append({"t0": int(core.t0[e]), "obs0": obs[e], "steps": []})
             else:
                 episodes[e][-1]["steps"].append((actions[i][e], obs[e], rew[e], infos["weights"][e], term[e], trunc[e]))

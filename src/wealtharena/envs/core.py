@@ -118,7 +118,7 @@ class TradingCore:
                                    clock_group=self.n_agents)
         if self.n_envs > 1:
             # episodes on different days need a full trailing window for the risk gate
-            self.lo = max(self.lo, self.pm.risk._lmax)
+            self.lo = max(self.lo, self.data.market_risk.lookback_max)
             if self.hi - self.lo < 2:
                 raise ValueError(f"split '{split}' has no rows after the risk lookback")
         self.reward = CompositeReward([cfg.profile_reward(p) for p in self.profiles], self.n, cfg.env.reward_scale)
@@ -279,9 +279,8 @@ class TradingCore:
             terminated |= self.pm.risk.state == HALTED
         terminated &= ~self.done
         self.done |= terminated
-        if new_envs is not None:
+        if new_envs is not None:                         # in cash with no target, the gate flagged nothing
             self._fresh(new_envs, new_rows)
-            self.pm.risk.reset(self.pm.book.value, new_rows)
         truncated = self.pm.clock[:: self.n_agents] >= self.t_end
         self._observe()
         return self.obs, self.rewards, terminated, truncated
