@@ -1,7 +1,16 @@
 #!/usr/bin/env python
-"""PPO training throughput with MultiAgentTradingEnv against the same run with a no-op env of
+"""PPO training throughput of WealthArena's 5-agent env against the same run with a no-op env of
 identical spaces (5 agents, same observation and action shapes, same episode length): RLlib's
 own ceiling on this machine. Target (issue #5): ours >= 0.9x the no-op figure.
+
+Four runs, same PPO config:
+- no-op env, RLlib's MultiAgentEnvRunner (separate env objects in RLlib's SyncVectorMultiAgentEnv):
+  the ceiling the target refers to;
+- MultiAgentTradingEnv on that same runner (`training.vector_env: false`);
+- MultiAgentTradingVectorEnv on `VectorEnvRunner` (the default training path: one call steps
+  all episodes of a runner);
+- a no-op vector env on `VectorEnvRunner`: the ceiling of that path (it also skips RLlib's
+  per-step deep copy of the observation dicts, so it sits above the first row).
 
     python benchmarks/bench_train.py [--iterations 3] [--rounds 3] [--runners 1] [--envs 4] [--batch 4000]
 
@@ -21,6 +30,7 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
+from ray.rllib.env.vector.vector_multi_agent_env import VectorMultiAgentEnv
 
 from wealtharena.config import load_config
 
@@ -56,6 +66,50 @@ class NoOpMultiAgentEnv(MultiAgentEnv):
         return obs, rew, term, trunc, {a: {} for a in action_dict}
 
 
+class NoOpVectorMultiAgentEnv(VectorMultiAgentEnv):
+    """`num_envs` no-op episodes in RLlib's vector multi-agent API (NEXT_STEP autoreset)."""
+
+    metadata = {"autoreset_mode": "next_step"}
+
+    def __init__(self, num_envs: int, env_config: dict):
+        from wealtharena.envs.multi_agent_env import _EnvSlot
+
+        self.one = NoOpMultiAgentEnv(env_config)
+        self.agent_ids = list(self.one.possible_agents)
+        self.num_envs = num_envs
+        self.single_observation_spaces = self.one.observation_spaces
+        self.single_action_spaces = self.one.action_spaces
+        self.single_observation_space = spaces.Dict(self.single_observation_spaces)
+        self.single_action_space = spaces.Dict(self.single_action_spaces)
+        self.envs = [_EnvSlot(self) for _ in range(num_envs)]
+        self.t = np.zeros(num_envs, dtype=int)
+
+    def reset(self, *, seed=None, options=None):
+        self.t[:] = 0
+        o = self.one._obs
+        return [{a: o for a in self.agent_ids} for _ in range(self.num_envs)], [{a: {} for a in self.agent_ids}
+                                                                                for _ in range(self.num_envs)]
+
+    def step(self, actions):
+        out = ([], [], [], [], [])
+        o, length = self.one._obs, self.one.length
+        for e in range(self.num_envs):
+            if self.t[e] >= length:                 # autoreset: the reset observation, no step
+                self.t[e] = 0
+                done = False
+                rew = {a: 0.0 for a in self.agent_ids}
+            else:
+                self.t[e] += 1
+                done = bool(self.t[e] >= length)
+                rew = {a: 0.0 for a in self.agent_ids}
+            for lst, d in zip(out, ({a: o for a in self.agent_ids}, rew,
+                                    {a: False for a in self.agent_ids} | {"__all__": False},
+                                    {a: done for a in self.agent_ids} | {"__all__": done},
+                                    {a: {} for a in self.agent_ids})):
+                lst.append(d)
+        return out
+
+
 def measure(algo, iterations: int) -> list[float]:
     """env steps/s of each of `iterations` training iterations."""
     rates = []
@@ -79,20 +133,31 @@ def main() -> None:
 
     from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
     from wealtharena.training.algorithms import build_algorithm_config
+    from wealtharena.training.env_runner import VectorEnvRunner
     from wealtharena.training.trainer import ray_session
+
+    class NoOpVectorEnvRunner(VectorEnvRunner):
+        env_class = NoOpVectorMultiAgentEnv
 
     cfg = load_config("default", {"training.num_env_runners": args.runners,
                                   "training.num_envs_per_env_runner": args.envs,
-                                  "training.train_batch_size": args.batch})
+                                  "training.train_batch_size": args.batch,
+                                  # logical CPUs: the four algorithms train one at a time
+                                  "training.num_cpus": 4 * max(args.runners, 1)})
     probe = MultiAgentTradingEnv({"config": cfg})
     noop_config = {"agents": probe.possible_agents, "obs_dim": probe.core.dim, "act_dim": probe.core.n + 1,
                    "length": cfg.env.episode_length}
     rows = []
     with ray_session(cfg, local=True):
         register_env("wealtharena_noop", lambda c: NoOpMultiAgentEnv(dict(c)))
-        ours = build_algorithm_config(cfg)
-        noop = build_algorithm_config(cfg).environment("wealtharena_noop", env_config=noop_config)
-        algos = {"no-op env (RLlib ceiling)": noop.build_algo(), "MultiAgentTradingEnv": ours.build_algo()}
+        plain = cfg.model_copy(update={"training": cfg.training.model_copy(update={"vector_env": False})})
+        noop = build_algorithm_config(plain).environment("wealtharena_noop", env_config=noop_config)
+        noop_vec = (build_algorithm_config(cfg).environment("wealtharena_noop", env_config=noop_config)
+                    .env_runners(env_runner_cls=NoOpVectorEnvRunner))
+        algos = {"no-op env, RLlib's runner (ceiling)": noop.build_algo(),
+                 "MultiAgentTradingEnv, RLlib's runner": build_algorithm_config(plain).build_algo(),
+                 "MultiAgentTradingVectorEnv, VectorEnvRunner (default)": build_algorithm_config(cfg).build_algo(),
+                 "no-op vector env, VectorEnvRunner": noop_vec.build_algo()}
         try:
             rates: dict[str, list[float]] = {name: [] for name in algos}
             for algo in algos.values():

@@ -367,6 +367,9 @@ class TrainingConfig(_Strict):
     iterations: PositiveInt = 20
     num_env_runners: Annotated[int, Field(ge=0, le=1024)] = 1
     num_envs_per_env_runner: PositiveInt = 4
+    # true: each env runner steps its episodes in one MultiAgentTradingVectorEnv call
+    # (training.env_runner.VectorEnvRunner); false: RLlib's runner over separate env objects
+    vector_env: bool = True
     num_cpus: PositiveInt | None = None
     num_cpus_per_env_runner: Annotated[float, Field(gt=0.0, le=64.0)] = 1.0
     custom_resources_per_env_runner: dict[str, float] = Field(default_factory=dict)

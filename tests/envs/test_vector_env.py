@@ -123,3 +123,27 @@ def test_vector_envs_reject_bad_actions(base):
         ma.step([good, {**good, "conservative_0": np.zeros(20)}])
     with pytest.raises(ActionError, match="env 0: no action for active agent 'balanced_0'"):
         ma.step([{a: v for a, v in good.items() if a != "balanced_0"}, good])
+
+
+def test_multi_agent_vector_env_without_step_infos_keeps_the_episode_summary(base):
+    """Training runners set step_infos False: empty infos, except each agent's last step, which
+    carries the episode's summed reward terms (what the training callback logs)."""
+    full = MultiAgentTradingVectorEnv(2, {"config": base})
+    lean = MultiAgentTradingVectorEnv(2, {"config": base, "step_infos": False})
+    full.reset(seed=2)
+    lean.reset(seed=2)
+    rng = np.random.default_rng(2)
+    for i in range(LENGTH):
+        acts = [{a: rng.normal(0, 1.5, 21) for a in full.agent_ids} for _ in range(2)]
+        f, g = full.step(acts), lean.step(acts)
+        for e in range(2):
+            for a in f[0][e]:
+                np.testing.assert_array_equal(f[0][e][a], g[0][e][a])
+                assert f[1][e][a] == g[1][e][a]
+                ended = f[2][e][a] or f[3][e][a]
+                if ended:
+                    assert g[4][e][a]["episode_reward_terms"] == f[4][e][a]["episode_reward_terms"]
+                    assert g[4][e][a]["date"] == f[4][e][a]["date"]
+                else:
+                    assert g[4][e][a] == {}
+    assert all(f[3][e]["__all__"] for e in range(2))

@@ -48,6 +48,14 @@ def test_other_algorithms_train_two_iterations(ray_local, tiny_config, tmp_path,
     assert read_meta(result.last_checkpoint)["config"]["training"]["algorithm"] == algorithm
 
 
+def test_rllibs_own_env_runner_still_trains(ray_local, tiny_config, tmp_path):
+    """training.vector_env: false goes back to RLlib's MultiAgentEnvRunner over separate envs."""
+    cfg = _with(tiny_config, vector_env=False, checkpoint_dir=tmp_path, eval_every=5)
+    result = train(cfg, "t", iterations=1, run_name="plain", progress=False)
+    assert all(np.isfinite(v) for v in result.history[-1]["policy_return"].values())
+    assert result.runners and result.runners[0]["data"] is not None
+
+
 def test_restored_checkpoint_acts_identically_with_and_without_ray(ppo_run):
     from ray.rllib.algorithms.algorithm import Algorithm
 
@@ -219,3 +227,42 @@ def test_policy_build_order_does_not_depend_on_the_hash_seed(tiny_config, tmp_pa
                              env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
               for seed in (1, 2, 3, 4)}
     assert orders == {str(list(tiny_config.policy_ids))}, orders
+
+
+def test_vector_env_runner_samples_what_the_single_env_gives(ray_local, tiny_config):
+    """The default training runner steps all its episodes in one MultiAgentTradingVectorEnv; every
+    episode it hands to the learner replays identically through MultiAgentTradingEnv (autoresets
+    between episodes included)."""
+    from tests.envs.test_vector_env import _Start
+    from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv, MultiAgentTradingVectorEnv
+    from wealtharena.training.algorithms import build_algorithm_config
+
+    cfg = _with(tiny_config, num_env_runners=0, num_envs_per_env_runner=3)
+    config = build_algorithm_config(cfg)
+    config = config.environment(env_config={**config.env_config, "step_infos": True})
+    algo = config.build_algo()
+    try:
+        runner = algo.env_runner
+        assert isinstance(runner.env, MultiAgentTradingVectorEnv) and runner.num_envs == 3
+        episodes = [ep for ep in runner.sample(num_timesteps=200) if ep.is_done]
+    finally:
+        algo.stop()
+    length = cfg.env.episode_length
+    assert len(episodes) >= 4
+    single = MultiAgentTradingEnv({"config": cfg})
+    dates = [str(d) for d in single.core.data.market.dates]
+    for ep in episodes:
+        agents = {aid: ep.agent_episodes[aid] for aid in single.agent_ids}
+        first = agents[single.agent_ids[0]].get_infos(0)["date"]
+        obs0 = single.core.reset(_Start(dates.index(first)), length)
+        for k, (aid, sa) in enumerate(agents.items()):
+            np.testing.assert_allclose(obs0[k], sa.get_observations(0), rtol=0, atol=1e-6)
+        steps = max(len(sa) for sa in agents.values())
+        assert steps == length or ep.is_terminated
+        for i in range(steps):
+            acting = {aid: sa.get_actions(i) for aid, sa in agents.items() if i < len(sa)}
+            obs, rew, term, trunc, info = single.step(acting)
+            for aid in acting:
+                np.testing.assert_allclose(obs[aid], agents[aid].get_observations(i + 1), rtol=0, atol=1e-6)
+                assert rew[aid] == pytest.approx(agents[aid].get_rewards(i), abs=1e-9)
+                assert info[aid]["date"] == agents[aid].get_infos(i + 1)["date"]

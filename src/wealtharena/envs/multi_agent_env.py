@@ -137,6 +137,26 @@ class MultiAgentTradingEnv(MultiAgentEnv):
         return out_obs, out_rew, out_term, out_trunc, out_info
 
 
+class _EnvSlot:
+    """One episode slot of a `MultiAgentTradingVectorEnv`, as RLlib's `MultiAgentEnvRunner` sees its
+    sub-envs (`env.envs[i].unwrapped`): agent ids and spaces only; the stepping is the vector env's."""
+
+    def __init__(self, vec: MultiAgentTradingVectorEnv):
+        self.possible_agents = list(vec.agent_ids)
+        self.observation_spaces = vec.single_observation_spaces
+        self.action_spaces = vec.single_action_spaces
+
+    @property
+    def unwrapped(self) -> _EnvSlot:
+        return self
+
+    def get_observation_space(self, agent_id: str) -> gym.Space:
+        return self.observation_spaces[agent_id]
+
+    def get_action_space(self, agent_id: str) -> gym.Space:
+        return self.action_spaces[agent_id]
+
+
 class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
     """`num_envs` copies of `MultiAgentTradingEnv` (same agents, spaces, rewards, desk block and
     per-agent infos; see its docstring) stepped together, in RLlib's vector multi-agent API:
@@ -162,6 +182,8 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
         self.single_observation_space = gym.spaces.Dict(self.single_observation_spaces)
         self.single_action_space = gym.spaces.Dict(self.single_action_spaces)
         self.observation_names = self.core.names
+        self.step_infos = opts.step_infos
+        self.envs = [_EnvSlot(self) for _ in range(self.num_envs)]
         self._actions = np.zeros((self.core.k, self.core.n + 1))
         self._pending = np.zeros(self.num_envs, dtype=bool)
         self._full = False
@@ -204,8 +226,14 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
         done = core.done
         trunc = truncated.tolist()
         live = was_active if restart is None else was_active | np.repeat(restart, a)
-        rows = np.flatnonzero(live)
-        infos = iter(core.infos(rows, [term[k] or trunc[k // a] for k in rows.tolist()]))
+        rows = np.flatnonzero(live).tolist()
+        final = [term[k] or trunc[k // a] for k in rows]
+        if self.step_infos:
+            infos = iter(core.infos(rows, final))
+        else:                                           # the episode summary on each agent's last step
+            last = [k for k, f in zip(rows, final) if f]
+            summary = dict(zip(last, core.infos(last, [True] * len(last)))) if last else {}
+            infos = iter([summary.get(k, {}) for k in rows])
         full = live.reshape(self.num_envs, a).all(axis=1).tolist()
         live = live.tolist()
         out = ([], [], [], [], [])

@@ -16,6 +16,7 @@ from ray.tune.registry import register_env
 
 from wealtharena.config import Config
 from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
+from wealtharena.training.env_runner import VectorEnvRunner
 from wealtharena.training.a2c import A2CConfig
 
 ENV_NAME = "wealtharena_ma"
@@ -60,7 +61,8 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
         base.environment(ENV_NAME, env_config=env_config, normalize_actions=False, clip_actions=False)
         .env_runners(num_env_runners=tr.num_env_runners, num_envs_per_env_runner=tr.num_envs_per_env_runner,
                      num_cpus_per_env_runner=tr.num_cpus_per_env_runner,
-                     custom_resources_per_env_runner=dict(tr.custom_resources_per_env_runner))
+                     custom_resources_per_env_runner=dict(tr.custom_resources_per_env_runner),
+                     env_runner_cls=VectorEnvRunner if tr.vector_env else None)
         .learners(num_learners=0, num_gpus_per_learner=learner_gpus(tr.num_gpus_per_learner))
         .multi_agent(policies=list(policies),
                      policy_mapping_fn=PolicyMapping({a.id: a.profile for a in cfg.agents}),

@@ -409,8 +409,11 @@ def _where_am_i(runner: Any) -> dict[str, Any]:
 
     import ray
 
-    envs = getattr(runner.env, "envs", None) or []
-    origin = envs[0].unwrapped.core.data.origin if envs else None
+    env = runner.env.unwrapped if runner.env is not None else None
+    core = getattr(env, "core", None)                        # MultiAgentTradingVectorEnv (VectorEnvRunner)
+    if core is None and getattr(env, "envs", None):          # RLlib's runner: separate env objects
+        core = getattr(env.envs[0].unwrapped, "core", None)
+    origin = core.data.origin if core is not None else None
     return {"runner": runner.worker_index, "node_id": ray.get_runtime_context().get_node_id(),
             "host": socket.gethostname(), "ip": ray.util.get_node_ip_address(), "data": origin}
 
