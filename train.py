@@ -139,8 +139,12 @@ def learning_curve(result) -> str:
     if not rows:
         return "no validation run yet"
     table = pd.DataFrame(rows).set_index("iteration")
-    text = ("Validation split, deterministic actions, costs included: episode reward per policy "
-            "(iteration 0 = untrained)\n" + table.to_string())
+    last = result.validation[-1]
+    se = ", ".join(f"{p} {v:.2f}" for p, v in last.get("policy_episode_reward_se", {}).items())
+    text = (f"Validation split, deterministic actions, costs included (iteration 0 = untrained): mean reward of "
+            f"the {last.get('episodes', '?')} {last.get('episode_length', '?')}-day episodes starting every "
+            f"{last.get('stride', '?')} days, per policy; mean Sharpe of the whole-split backtest\n"
+            + table.to_string() + (f"\nstandard error of the last row's means: {se}" if se else ""))
     if len(table) > 1:
         change = (table.iloc[-1] - table.iloc[0]).round(2)
         text += "\nchange since iteration %d: %s" % (table.index[0], ", ".join(f"{c} {v:+.2f}" for c, v in change.items()))

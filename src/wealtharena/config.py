@@ -336,7 +336,11 @@ def _default_agents() -> list[AgentConfig]:
 
 # ---------------------------------------------------------------------------------- training
 class PolicyConfig(_Strict):
+    # the policy's hidden layers: the whole-observation MLP (network: mlp) or the per-asset scorer
+    # and cash head (network: asset_shared)
     hidden: list[PositiveInt] = Field(default_factory=lambda: [256, 256])
+    # asset_shared only: the value function's MLP on the whole observation (null: [256, 256])
+    vf_hidden: list[PositiveInt] | None = None
     lr: Positive | None = None
 
 
@@ -385,9 +389,14 @@ class TrainingConfig(_Strict):
     # std 1, which through softmax(action_scale * tanh(a)) makes every exploratory day a random,
     # concentrated portfolio)
     log_std_init: Annotated[float, Field(ge=-5.0, le=1.0)] | None = None
+    # PPO / A2C policy network: asset_shared (one scorer shared by all assets, see
+    # training/models.py) or mlp (RLlib's default MLP on the whole observation). SAC always uses mlp.
+    network: Literal["asset_shared", "mlp"] = "asset_shared"
     entropy_coeff: NonNegative = 0.0
     checkpoint_every: PositiveInt = 5
     eval_every: PositiveInt = 5
+    # validation episodes (training length) start every eval_stride days of the validation split
+    eval_stride: PositiveInt = 21
     checkpoint_dir: Path = Path("checkpoints")
     storage_path: str | None = None
     policies: dict[str, PolicyConfig] = Field(default_factory=lambda: {p: PolicyConfig() for p in PROFILE_NAMES})

@@ -48,9 +48,10 @@ def test_other_algorithms_train_two_iterations(ray_local, tiny_config, tmp_path,
     assert read_meta(result.last_checkpoint)["config"]["training"]["algorithm"] == algorithm
 
 
-def test_rllibs_own_env_runner_still_trains(ray_local, tiny_config, tmp_path):
-    """training.vector_env: false goes back to RLlib's MultiAgentEnvRunner over separate envs."""
-    cfg = _with(tiny_config, vector_env=False, checkpoint_dir=tmp_path, eval_every=5)
+def test_rllibs_own_env_runner_and_default_network_still_train(ray_local, tiny_config, tmp_path):
+    """training.vector_env: false goes back to RLlib's MultiAgentEnvRunner over separate envs,
+    training.network: mlp to RLlib's default MLP on the whole observation."""
+    cfg = _with(tiny_config, vector_env=False, network="mlp", log_std_init=-1.0, checkpoint_dir=tmp_path, eval_every=5)
     result = train(cfg, "t", iterations=1, run_name="plain", progress=False)
     assert all(np.isfinite(v) for v in result.history[-1]["policy_return"].values())
     assert result.runners and result.runners[0]["data"] is not None

@@ -86,6 +86,12 @@ def load_env_data(cfg: Config, services: ServiceSettings | None = None,
         return data
 
 
+def observation_names(data: EnvData, desk: bool) -> tuple[str, ...]:
+    """Every column of one agent's observation, in order (see envs.observation)."""
+    tickers = data.market.tickers
+    return data.block_names + agent_names(tickers) + (tuple(f"desk.{t}" for t in tickers) if desk else ())
+
+
 def usable_rows(data: EnvData, split: str) -> tuple[int, int]:
     """(first decision row, last markable row) of a split, after the indicators' warm-up."""
     a, b = data.market.splits[split]
@@ -136,8 +142,7 @@ class TradingCore:
         self.dm = dm
         self.n_agent = 2 * self.n + len(AGENT_FIELDS)
         self.dim = dm + self.n_agent + (self.n if desk else 0)
-        self.names = self.data.block_names + agent_names(market.tickers) + (
-            tuple(f"desk.{t}" for t in market.tickers) if desk else ())
+        self.names = observation_names(self.data, desk)
         self.obs = np.zeros((self.k, self.dim), dtype=np.float32)
         self.obs_bound = float(max(cfg.features.clip, AGENT_BOUND)) if cfg.features.normalize else np.inf
         self._agent = np.zeros((self.k, len(AGENT_FIELDS)))
@@ -171,11 +176,18 @@ class TradingCore:
     def _rows(self, envs: np.ndarray) -> np.ndarray:
         return (envs[:, None] * self.n_agents + np.arange(self.n_agents)[None, :]).ravel()
 
-    def _starts(self, envs: np.ndarray, rng: np.random.Generator | None, episode_length: int | None) -> np.ndarray:
-        """Draw (rng given) or fix (the split's first usable row) the first day of each episode."""
+    def _starts(self, envs: np.ndarray, rng: np.random.Generator | None, episode_length: int | None,
+                starts: np.ndarray | None = None) -> np.ndarray:
+        """Draw (rng given), take (`starts`) or fix (the split's first usable row) the first day of
+        each episode."""
         length = min(episode_length or self.max_steps(), self.max_steps())
         latest = self.hi - length
-        if rng is not None and latest > self.lo:
+        if starts is not None:
+            t0 = np.asarray(starts, dtype=np.int64)
+            if t0.shape != (len(envs),) or t0.min() < self.lo or t0.max() > latest:
+                raise ValueError(f"episode starts must be {len(envs)} rows in [{self.lo}, {latest}] "
+                                 f"(split '{self.split}', {length}-day episodes); got {t0.tolist()}")
+        elif rng is not None and latest > self.lo:
             t0 = rng.integers(self.lo, latest + 1, size=len(envs))
         else:
             t0 = np.full(len(envs), self.lo, dtype=np.int64)
@@ -211,11 +223,11 @@ class TradingCore:
         self._row_len[rows] = np.repeat(self.length[envs], self.n_agents)
 
     def reset(self, rng: np.random.Generator | None, episode_length: int | None,
-              envs: np.ndarray | None = None) -> np.ndarray:
-        """Start episodes (all, or `envs`) at a random row (rng given) or the split's first usable
-        row; returns obs [K, D]."""
+              envs: np.ndarray | None = None, starts: np.ndarray | None = None) -> np.ndarray:
+        """Start episodes (all, or `envs`) at a random row (rng given), at the given first rows
+        (`starts`, one per episode), or at the split's first usable row; returns obs [K, D]."""
         envs = np.arange(self.n_envs) if envs is None else np.asarray(envs, dtype=np.int64)
-        t0 = self._starts(envs, rng, episode_length)
+        t0 = self._starts(envs, rng, episode_length, starts)
         rows = self._rows(envs)
         if len(envs) == self.n_envs:
             self.pm.reset(t0[0] if self.n_envs == 1 else np.repeat(t0, self.n_agents))

@@ -107,6 +107,55 @@ def run_agents(cfg: Config, act: ActFn, split: str, data: EnvData | None = None)
             for j, a in enumerate(ids)]
 
 
+@dataclass
+class EpisodeSet:
+    """Episode rewards of every agent over many fixed windows of a split."""
+
+    starts: list[str]                 # first day of each window
+    length: int                       # days per episode (the training episode length)
+    rewards: np.ndarray               # [windows, agents] summed reward of each agent's episode
+    agents: list[str]
+    profiles: list[str]
+
+    def by_policy(self) -> dict[str, tuple[float, float]]:
+        """profile -> (mean episode reward, its standard error over windows)."""
+        out = {}
+        for p in dict.fromkeys(self.profiles):
+            per_window = self.rewards[:, [j for j, q in enumerate(self.profiles) if q == p]].mean(axis=1)
+            se = per_window.std(ddof=1) / np.sqrt(len(per_window)) if len(per_window) > 1 else float("nan")
+            out[p] = (float(per_window.mean()), float(se))
+        return out
+
+
+def run_episodes(cfg: Config, act_rows: Callable[[np.ndarray, list[str]], np.ndarray], split: str,
+                 stride: int, length: int | None = None, data: EnvData | None = None) -> EpisodeSet:
+    """Every agent, deterministically, over training-length episodes of `split` that start every
+    `stride` days (each from cash, with fresh risk and reward state, as in training), all stepped
+    as one MultiAgentTradingVectorEnv core. `act_rows(obs [K, D], profiles [K]) -> actions [K, N+1]`."""
+    from wealtharena.envs.core import TradingCore
+
+    data = data or load_env_data(cfg)
+    length = length or cfg.env.episode_length
+    lo, hi = usable_rows(data, split)
+    lo = max(lo, data.market_risk.lookback_max)
+    if hi - lo <= length:
+        raise ValueError(f"split '{split}' has {hi - lo} usable days, too few for {length}-day episodes")
+    starts = np.arange(lo, hi - length + 1, stride)
+    profiles = [a.profile for a in cfg.agents]
+    core = TradingCore(cfg, profiles, split, data=data, desk=cfg.env.desk_observation, n_envs=len(starts))
+    obs = core.reset(None, length, starts=starts)
+    rewards = np.zeros(core.k)
+    for _ in range(length):
+        active = ~core.done
+        obs, rew, _, truncated = core.step(act_rows(obs, core.profiles))
+        rewards += np.where(active, rew, 0.0)
+        if truncated.all() or core.done.all():
+            break
+    a = core.n_agents
+    return EpisodeSet(starts=[str(data.market.dates[t]) for t in starts.tolist()], length=length,
+                      rewards=rewards.reshape(len(starts), a), agents=[x.id for x in cfg.agents], profiles=profiles)
+
+
 def run_weights(cfg: Config, name: str, weights_at: Callable[[int], np.ndarray], split: str,
                 data: EnvData | None = None, risk: RiskConfig | None = None, kind: str = "benchmark") -> Track:
     """A rule-based strategy (target weights as a function of the row) through the same book and costs."""

@@ -41,6 +41,24 @@ class PolicyActor:
         return cls(modules, {a.id: a.profile for a in cfg.agents})
 
     @torch.no_grad()
+    def act_rows(self, obs: np.ndarray, profiles: list[str]) -> np.ndarray:
+        """obs [K, D] of rows whose policies are `profiles` [K] -> mean actions [K, N+1] (one
+        forward pass per policy; the vector envs' and `run_episodes`' form)."""
+        out: np.ndarray | None = None
+        prof = np.asarray(profiles)
+        for policy in dict.fromkeys(profiles):
+            rows = np.flatnonzero(prof == policy)
+            module = self.modules[policy]
+            fwd = module.forward_inference({Columns.OBS: torch.as_tensor(obs[rows])})
+            dist = module.get_inference_action_dist_cls().from_logits(fwd[Columns.ACTION_DIST_INPUTS])
+            actions = dist.to_deterministic().sample().numpy()
+            if out is None:
+                out = np.empty((len(obs), actions.shape[1]), dtype=np.float32)
+            out[rows] = actions
+        assert out is not None
+        return out
+
+    @torch.no_grad()
     def __call__(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         by_policy: dict[str, list[str]] = {}
         for agent in obs:

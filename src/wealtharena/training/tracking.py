@@ -55,6 +55,8 @@ def validation_metrics(val: dict[str, Any]) -> dict[str, float]:
     m = {"validation/mean_sharpe": val["mean_sharpe"], "validation/mean_episode_reward": val["mean_episode_reward"]}
     for p, v in val["policy_episode_reward"].items():
         m[f"validation/episode_reward/{p}"] = v
+    for p, v in val.get("policy_full_period_reward", {}).items():
+        m[f"validation/full_period_reward/{p}"] = v
     for agent, stats in val["agents"].items():
         for k in ("sharpe", "total_return", "max_drawdown", "episode_reward"):
             m[f"validation/{agent}/{k}"] = stats[k]

@@ -74,6 +74,7 @@ def compat_key(cfg: Config) -> dict[str, Any]:
         "provider": cfg.data.provider, "tickers": cfg.data.tickers, "features": cfg.features.model_dump(mode="json"),
         "window": cfg.env.window, "desk": cfg.env.desk_observation,
         "agents": [(a.id, a.profile) for a in cfg.agents], "algorithm": cfg.training.algorithm,
+        "network": cfg.training.network if cfg.training.algorithm != "sac" else "mlp",
         "networks": {p: cfg.training.policies[p].hidden for p in cfg.policy_ids if p in cfg.training.policies},
     }))
 
@@ -248,26 +249,40 @@ def _learner_stats(result: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def validate(algo: Any, cfg: Config, split: str = "validation") -> dict[str, Any]:
-    """Deterministic run of every agent over `split`: per-agent Sharpe, return, episode reward."""
-    from wealtharena.evaluation.backtest import run_agents
+    """Deterministic runs of every agent on `split`, two ways:
+
+    - episodes: training-length episodes (`env.episode_length` days, from cash, fresh risk state)
+      starting every `training.eval_stride` days; `policy_episode_reward` is each policy's mean
+      episode reward over them, with its standard error: the quantity training maximises, measured
+      on unseen days and averaged over many start dates;
+    - the whole split as one backtest: per-agent Sharpe, return, drawdown and reward
+      (`policy_full_period_reward`); the mean Sharpe picks the best checkpoint.
+    """
+    from wealtharena.evaluation.backtest import run_agents, run_episodes
     from wealtharena.portfolio import metrics
     from wealtharena.training.inference import PolicyActor
 
-    tracks = run_agents(cfg, PolicyActor.from_algorithm(algo, cfg), split)
+    actor = PolicyActor.from_algorithm(algo, cfg)
+    tracks = run_agents(cfg, actor, split)
     per_agent = {}
     for tr in tracks:
         r = tr.returns
         per_agent[tr.name] = {"sharpe": metrics.sharpe(r), "total_return": metrics.total_return(r),
                               "max_drawdown": metrics.max_drawdown(r), "episode_reward": float(tr.rewards.sum()),
                               "profile": tr.profile}
-    by_policy: dict[str, list[float]] = {}
+    full: dict[str, list[float]] = {}
     for stats in per_agent.values():
-        by_policy.setdefault(stats["profile"], []).append(stats["episode_reward"])
+        full.setdefault(stats["profile"], []).append(stats["episode_reward"])
+    episodes = run_episodes(cfg, actor.act_rows, split, stride=cfg.training.eval_stride)
+    by_policy = episodes.by_policy()
     sharpes = [s["sharpe"] for s in per_agent.values() if np.isfinite(s["sharpe"])]
     return {"agents": per_agent,
-            "policy_episode_reward": {p: float(np.mean(v)) for p, v in by_policy.items()},
+            "policy_episode_reward": {p: m for p, (m, _) in by_policy.items()},
+            "policy_episode_reward_se": {p: se for p, (_, se) in by_policy.items()},
+            "episodes": len(episodes.starts), "episode_length": episodes.length, "stride": cfg.training.eval_stride,
+            "policy_full_period_reward": {p: float(np.mean(v)) for p, v in full.items()},
             "mean_sharpe": float(np.mean(sharpes)) if sharpes else float("nan"),
-            "mean_episode_reward": float(np.mean([s["episode_reward"] for s in per_agent.values()]))}
+            "mean_episode_reward": float(episodes.rewards.mean())}
 
 
 def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoint: str | Path | None = None,

@@ -1,0 +1,75 @@
+"""The asset-shared policy network: layout of the observation, equivariance to the asset order."""
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from ray.rllib.core.columns import Columns
+
+from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
+from wealtharena.training.algorithms import observation_layout
+from wealtharena.training.models import AssetSharedModule, asset_layout
+
+
+@pytest.fixture(scope="module")
+def env(sample_config):
+    return MultiAgentTradingEnv({"config": sample_config})
+
+
+@pytest.fixture(scope="module")
+def layout(sample_config):
+    return observation_layout(sample_config)
+
+
+def test_layout_gives_each_asset_its_own_columns_and_shares_the_rest(env, layout):
+    names, tickers = env.core.names, env.core.data.market.tickers
+    asset, shared = np.array(layout["asset"]), layout["shared"]
+    assert asset.shape == (20, 35 + 3)                     # 35 features, weight, upnl, desk
+    assert sorted(asset.ravel().tolist() + shared) == list(range(len(names)))   # each column once
+    for i, t in enumerate(tickers):
+        assert all(f".{t}." in names[c] or names[c].endswith(f".{t}") for c in asset[i])
+    # the same position holds the same quantity for every asset
+    assert {names[asset[i, 3]].split(".")[0] for i in range(20)} == {names[asset[0, 3]].split(".")[0]}
+    assert {names[c].split(".")[0] for c in shared} >= {"market", "portfolio", "risk", "time"}
+    with pytest.raises(ValueError, match="no column 'ret_1.ZZZ.t-0'"):
+        asset_layout(names, ["ZZZ"], 1, ["ret_1"])
+
+
+def _module(env, layout, seed=0):
+    torch.manual_seed(seed)
+    obs_space = spaces.Box(-10, 10, (env.core.dim,), np.float32)
+    act_space = spaces.Box(-1, 1, (env.core.n + 1,), np.float32)
+    return AssetSharedModule(observation_space=obs_space, action_space=act_space,
+                             model_config={**layout, "hidden": [16, 16], "vf_hidden": [16], "log_std_init": -1.0})
+
+
+def test_scores_follow_the_assets_when_their_order_changes(env, layout):
+    module = _module(env, layout)
+    with torch.no_grad():                                  # a trained-looking scorer, not the near-0 start
+        for p in module.parameters():
+            p.normal_(0, 0.3)
+    obs, _ = env.reset(seed=1)
+    x = torch.as_tensor(np.stack(list(obs.values())))
+    perm = np.random.default_rng(0).permutation(20)
+    idx = np.array(layout["asset"])
+    y = x.clone()
+    y[:, idx.ravel()] = x[:, idx[perm].ravel()]            # slot i now shows asset perm[i]
+    with torch.no_grad():
+        a = module.forward_inference({Columns.OBS: x})[Columns.ACTION_DIST_INPUTS]
+        b = module.forward_inference({Columns.OBS: y})[Columns.ACTION_DIST_INPUTS]
+    torch.testing.assert_close(b[:, :20], a[:, perm])
+    torch.testing.assert_close(b[:, 20:], a[:, 20:])       # cash score and log-std do not move
+    assert not torch.allclose(a[:, :20], a[:, perm])       # and the scores do differ between assets
+
+
+def test_untrained_policy_starts_at_equal_weight(env, layout):
+    module = _module(env, layout)
+    obs, _ = env.reset(seed=2)
+    x = torch.as_tensor(np.stack(list(obs.values())))
+    with torch.no_grad():
+        out = module.forward_inference({Columns.OBS: x})[Columns.ACTION_DIST_INPUTS]
+        values = module.compute_values({Columns.OBS: x})
+    mean, log_std = out[:, :21], out[:, 21:]
+    assert torch.all(mean == 0.0) and torch.all(log_std == -1.0) and values.shape == (5,)
+    assert values.abs().sum() > 0                          # the critic is not zeroed
+    n_params = sum(p.numel() for p in module.scorer.parameters())
+    assert n_params == (35 + 3 + len(layout["shared"])) * 16 + 16 + 16 * 16 + 16 + 16 + 1
