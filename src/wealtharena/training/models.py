@@ -8,8 +8,9 @@ from a second MLP on the shared columns. The env turns the N + 1 scores into por
 
 Why: the plain MLP on the whole observation (785 inputs for 20 stocks) has to learn the same
 relation once per asset slot and can memorise which slot did well in 1990-2014; the shared scorer
-learns each relation once from all assets' data, has ~20x fewer parameters, and is equivariant to
-the order of the assets by construction (a policy trained on one universe can score another of the
+learns each relation once from all assets' data, its size does not grow with the number of assets
+(14k policy parameters in config/default.yaml against 123k for a 128x128 MLP), and it is equivariant to
+the order of the assets by construction (its weights apply unchanged to another universe with the
 same features). The value function is a plain MLP on the whole observation (it is not used to act).
 
 The action distribution is a diagonal Gaussian with a learnt, state-independent log-std (one per
@@ -27,9 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
 from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
-from ray.rllib.models.torch.torch_distributions import TorchDiagGaussian
 from torch import nn
 
 
