@@ -94,14 +94,9 @@ class NoOpVectorMultiAgentEnv(VectorMultiAgentEnv):
         out = ([], [], [], [], [])
         o, length = self.one._obs, self.one.length
         for e in range(self.num_envs):
-            if self.t[e] >= length:                 # autoreset: the reset observation, no step
-                self.t[e] = 0
-                done = False
-                rew = {a: 0.0 for a in self.agent_ids}
-            else:
-                self.t[e] += 1
-                done = bool(self.t[e] >= length)
-                rew = {a: 0.0 for a in self.agent_ids}
+            self.t[e] = 0 if self.t[e] >= length else self.t[e] + 1   # autoreset: the reset obs, no step
+            done = bool(self.t[e] >= length)
+            rew = {a: 0.0 for a in self.agent_ids}
             for lst, d in zip(out, ({a: o for a in self.agent_ids}, rew,
                                     {a: False for a in self.agent_ids} | {"__all__": False},
                                     {a: done for a in self.agent_ids} | {"__all__": done},

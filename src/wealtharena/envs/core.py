@@ -343,6 +343,15 @@ class TradingCore:
         """Info of agent (row) k; `final` adds the episode's summed reward terms (for training metrics)."""
         return self.infos([k], [final])[0]
 
+    def step_infos(self, rows: Sequence[int], final: Sequence[bool], every_step: bool) -> list[dict]:
+        """Infos of `rows` after a step: full ones (`every_step`), or, for training runners, empty
+        ones except on each row's last step, which keeps the episode summary."""
+        if every_step:
+            return self.infos(rows, final)
+        last = [k for k, f in zip(rows, final) if f]
+        summary = dict(zip(last, self.infos(last, [True] * len(last)))) if last else {}
+        return [summary.get(k, {}) for k in rows]
+
     def infos(self, rows: Sequence[int], final: Sequence[bool]) -> list[dict]:
         """Infos of many rows at once (one conversion to Python per array, not per row)."""
         rm = self.pm.risk

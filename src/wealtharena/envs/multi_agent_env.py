@@ -116,12 +116,7 @@ class MultiAgentTradingEnv(MultiAgentEnv):
         rows = np.flatnonzero(was_active).tolist()
         term, rew = terminated.tolist(), rewards.tolist()
         final = [term[k] or truncated for k in rows]
-        if self.step_infos:
-            infos = self.core.infos(rows, final)
-        else:
-            last = [k for k, f in zip(rows, final) if f]
-            summary = dict(zip(last, self.core.infos(last, [True] * len(last)))) if last else {}
-            infos = [summary.get(k, {}) for k in rows]
+        infos = self.core.step_infos(rows, final, self.step_infos)
         obs = obs.copy()
         for i, k in enumerate(rows):
             agent = self.agent_ids[k]
@@ -228,12 +223,7 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
         live = was_active if restart is None else was_active | np.repeat(restart, a)
         rows = np.flatnonzero(live).tolist()
         final = [term[k] or trunc[k // a] for k in rows]
-        if self.step_infos:
-            infos = iter(core.infos(rows, final))
-        else:                                           # the episode summary on each agent's last step
-            last = [k for k, f in zip(rows, final) if f]
-            summary = dict(zip(last, core.infos(last, [True] * len(last)))) if last else {}
-            infos = iter([summary.get(k, {}) for k in rows])
+        infos = iter(core.step_infos(rows, final, self.step_infos))
         full = live.reshape(self.num_envs, a).all(axis=1).tolist()
         live = live.tolist()
         out = ([], [], [], [], [])

@@ -131,7 +131,7 @@ def run_episodes(cfg: Config, act_rows: Callable[[np.ndarray, list[str]], np.nda
                  stride: int, length: int | None = None, data: EnvData | None = None) -> EpisodeSet:
     """Every agent, deterministically, over training-length episodes of `split` that start every
     `stride` days (each from cash, with fresh risk and reward state, as in training), all stepped
-    as one MultiAgentTradingVectorEnv core. `act_rows(obs [K, D], profiles [K]) -> actions [K, N+1]`."""
+    together as one vector TradingCore (one episode per window). `act_rows(obs [K, D], profiles [K]) -> actions [K, N+1]`."""
     from wealtharena.envs.core import TradingCore
 
     data = data or load_env_data(cfg)

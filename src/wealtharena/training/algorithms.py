@@ -73,14 +73,6 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
     )
     overrides = {p: base.overrides(**_lr_kwargs(tr.algorithm, tr.policies[p].lr))
                  for p in policies if p in tr.policies and tr.policies[p].lr is not None}
-    if tr.algorithm != "sac":
-        # Episode returns reach tens of reward units: PPO's default vf_clip_param (10) would clip the
-        # value loss of almost every sample and starve the critic.
-        kwargs: dict[str, Any] = {"gamma": tr.gamma, "lr": tr.lr, "train_batch_size_per_learner": tr.train_batch_size,
-                                  "entropy_coeff": tr.entropy_coeff, "vf_clip_param": 1e4}
-        if tr.algorithm == "ppo":
-            kwargs |= {"minibatch_size": tr.minibatch_size, "num_epochs": tr.num_epochs, "lambda_": tr.gae_lambda}
-        config = config.training(**kwargs)
     if tr.algorithm == "sac":
         specs = {p: RLModuleSpec(model_config={"fcnet_hiddens": hidden[p], "fcnet_activation": "relu"})
                  for p in policies}
@@ -90,15 +82,24 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
             replay_buffer_config={"type": "MultiAgentEpisodeReplayBuffer", "capacity": 100_000},
             num_steps_sampled_before_learning_starts=min(tr.train_batch_size, 2000),
         )
-    elif tr.network == "asset_shared":
-        layout = observation_layout(cfg)
-        specs = {p: RLModuleSpec(module_class=AssetSharedModule, model_config={
-            **layout, "hidden": hidden[p], "log_std_init": tr.log_std_init,
-            "vf_hidden": (tr.policies[p].vf_hidden if p in tr.policies else None) or [256, 256]}) for p in policies}
     else:
-        specs = {p: RLModuleSpec(model_config={"fcnet_hiddens": hidden[p], "fcnet_activation": "tanh",
-                                               "vf_share_layers": False,
-                                               "free_log_std": tr.log_std_init is not None}) for p in policies}
+        # Episode returns reach tens of reward units: PPO's default vf_clip_param (10) would clip the
+        # value loss of almost every sample and starve the critic.
+        kwargs: dict[str, Any] = {"gamma": tr.gamma, "lr": tr.lr, "train_batch_size_per_learner": tr.train_batch_size,
+                                  "entropy_coeff": tr.entropy_coeff, "vf_clip_param": 1e4}
+        if tr.algorithm == "ppo":
+            kwargs |= {"minibatch_size": tr.minibatch_size, "num_epochs": tr.num_epochs, "lambda_": tr.gae_lambda}
+        config = config.training(**kwargs)
+        if tr.network == "asset_shared":
+            layout = observation_layout(cfg)
+            specs = {p: RLModuleSpec(module_class=AssetSharedModule, model_config={
+                **layout, "hidden": hidden[p], "log_std_init": tr.log_std_init,
+                "vf_hidden": (tr.policies[p].vf_hidden if p in tr.policies else None) or [256, 256]})
+                for p in policies}
+        else:
+            specs = {p: RLModuleSpec(model_config={"fcnet_hiddens": hidden[p], "fcnet_activation": "tanh",
+                                                   "vf_share_layers": False,
+                                                   "free_log_std": tr.log_std_init is not None}) for p in policies}
     config = config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
     if overrides:
         config = config.rl_module(algorithm_config_overrides_per_module=overrides)

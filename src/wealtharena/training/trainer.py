@@ -75,7 +75,8 @@ def compat_key(cfg: Config) -> dict[str, Any]:
         "window": cfg.env.window, "desk": cfg.env.desk_observation,
         "agents": [(a.id, a.profile) for a in cfg.agents], "algorithm": cfg.training.algorithm,
         "network": cfg.training.network if cfg.training.algorithm != "sac" else "mlp",
-        "networks": {p: cfg.training.policies[p].hidden for p in cfg.policy_ids if p in cfg.training.policies},
+        "networks": {p: [cfg.training.policies[p].hidden, cfg.training.policies[p].vf_hidden]
+                     for p in cfg.policy_ids if p in cfg.training.policies},
     }))
 
 
