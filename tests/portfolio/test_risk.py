@@ -306,3 +306,48 @@ def test_correlation_rule_one_pass_and_rounds_agree(sample_market):
         np.testing.assert_array_equal(a, b)
         both += bool(rm._disjoint[t]) and not np.array_equal(a, w)
     assert both >= 3                                           # the one-pass path really cut something
+
+
+def _greedy(w, hot, minw):
+    """The correlation rule written plainly: visit holdings from the largest down (ties: earlier
+    asset first); cut one to the size limit when a holding already kept is hot with it."""
+    w = w.copy()
+    for k in range(len(w)):
+        kept = []
+        for a in sorted(range(w.shape[1]), key=lambda j: (-w[k, j], j)):
+            if w[k, a] <= minw:
+                continue
+            if any(hot[k][a, b] for b in kept):
+                w[k, a] = minw
+            else:
+                kept.append(a)
+    return w
+
+
+@pytest.mark.parametrize("per_row", [False, True])
+def test_correlation_rule_bit_sets_and_masks_give_the_plain_greedy_result(sample_market, per_row):
+    """The default path works on uint64 bit sets, the fallback on [K, N, N] masks: both must give
+    the plain greedy rule on real days, with ties, small holdings and one or many days per call."""
+    five = [risk_config(max_correlation=0.5, correlation_min_weight=0.03)] * 5
+    bits, _ = _gate(sample_market, *five)
+    masks, _ = _gate(sample_market, *five)
+    masks._hotbits = None
+    assert bits._hotbits is not None
+    rng = np.random.default_rng(1)
+    cut = 0
+    for t in range(300, len(sample_market.dates) - 1, 37):
+        days = rng.integers(300, len(sample_market.dates) - 1, size=5) if per_row else t
+        w = rng.dirichlet(np.full(20, 0.7), size=5) * 0.95
+        w[1, 3] = w[1, 7] = w[1].max()                             # ties
+        w[2, :5] = 0.02                                            # below the size limit: never cut
+        hot = [bits._hot[d] for d in (days if per_row else [t] * 5)]
+        want = _greedy(w, hot, 0.03)
+        a, b = w.copy(), w.copy()
+        bits.asset_flags["correlation"] = bits._no_assets            # as apply() does before the rule
+        bits._correlation(a, days, per_row)
+        masks._correlation(b, days, per_row)
+        np.testing.assert_array_equal(a, want)
+        np.testing.assert_array_equal(b, want)
+        np.testing.assert_array_equal(bits.asset_flags["correlation"], a != w)
+        cut += int((a != w).sum())
+    assert cut > 50

@@ -112,6 +112,19 @@ class RiskLimits:
         )
 
 
+def _bitsets(mask: np.ndarray) -> np.ndarray:
+    """[..., N] bool (N <= 64) -> [...] uint64 with bit j set where mask[..., j]."""
+    packed = np.packbits(mask, axis=-1, bitorder="little")
+    out = np.zeros(mask.shape[:-1] + (8,), dtype=np.uint8)
+    out[..., : packed.shape[-1]] = packed
+    return out.view("<u8")[..., 0].astype(np.uint64)
+
+
+def _rowbits(mask: np.ndarray) -> np.ndarray:
+    """[K, N] bool -> [K] uint64 bit sets."""
+    return _bitsets(mask)
+
+
 def _std(x: np.ndarray) -> np.ndarray:
     """Sample standard deviation along the last axis (ddof=1), without numpy's slow generic path."""
     n = x.shape[1]
@@ -146,6 +159,11 @@ class RiskManager:
         # dates on which no asset is in two hot pairs: the rule then needs no ordering
         self._disjoint = (self._hot.sum(axis=2) <= 1).all(axis=1) if self._hot is not None else None
         self._earlier = np.tri(n, k=-1, dtype=bool)           # earlier[a, b]: b comes before a
+        # the same mask as bit sets (up to 64 assets): hotbits[t, a] has bit b set when (a, b) is hot,
+        # so the correlation rule works on [K, N] integers instead of [K, N, N] booleans
+        self._bits = np.left_shift(np.uint64(1), np.arange(n, dtype=np.uint64)) if n <= 64 else None
+        self._hotbits = _bitsets(self._hot) if self._hot is not None and self._bits is not None else None
+        self._row_col = np.arange(k)[:, None]
         self._windows = None                  # [T-L+1, N, L] trailing-return windows, for per-row clocks
         # stop/take thresholds on r = entry / close: stop when r >= 1/(1-sl), take when r <= 1/(1+tp)
         self._stop_r = (1.0 / (1.0 - np.minimum(limits.stop_loss, 1.0 - 1e-12)))[:, None]
@@ -376,6 +394,41 @@ class RiskManager:
         return self.mr.corr_at(t) > self._corr_thr
 
     def _correlation(self, w: np.ndarray, t: int | np.ndarray, per_row: bool) -> None:
+        if self._hotbits is not None and not self._mixed_corr_thr:
+            self._correlation_bits(w, t)
+        else:
+            self._correlation_masks(w, t, per_row)
+
+    def _correlation_bits(self, w: np.ndarray, t: int | np.ndarray) -> None:
+        """`_correlation_masks` on bit sets: a holding's conflicts, the holdings visited before it,
+        the kept and the undecided ones are uint64 masks over assets, so every round is a few
+        [K, N] integer operations. Same rounds, same result (tested against the masks)."""
+        bits = self._bits
+        big = w > self._minw
+        conflict = self._hotbits[t] & _rowbits(big)[:, None]            # [K, N] (or [N] -> [K, N])
+        conflict = np.where(big, conflict, np.uint64(0))
+        undecided = conflict != 0
+        if not _nz(undecided):
+            return
+        order = np.argsort(-w, axis=1, kind="stable")
+        visited = np.bitwise_or.accumulate(bits[order], axis=1)         # inclusive prefix, in visit order
+        earlier = np.empty_like(visited)
+        earlier[self._row_col, order] = visited           # holdings visited before each one
+        higher = conflict & earlier
+        kept = np.zeros(self.k, dtype=np.uint64)
+        cut = np.zeros(undecided.shape, dtype=bool)
+        while _nz(undecided):
+            open_ = (kept | _rowbits(undecided))[:, None]
+            cut_now = undecided & ((higher & kept[:, None]) != 0)
+            keep_now = undecided & ((higher & open_) == 0)
+            kept |= _rowbits(keep_now)
+            cut |= cut_now
+            undecided &= ~(keep_now | cut_now)
+        np.copyto(w, np.broadcast_to(self._minw, w.shape), where=cut)
+        self.asset_flags["correlation"] = cut
+        self.flags[:, R["correlation"]] = cut.any(axis=1)
+
+    def _correlation_masks(self, w: np.ndarray, t: int | np.ndarray, per_row: bool) -> None:
         """Of every conflicting pair (both above the size, correlation above the limit) keep the
         larger holding. Holdings are visited from the largest down (on a tie the earlier asset
         first); one is cut when a holding already kept conflicts with it. Computed for all
