@@ -392,6 +392,11 @@ class TrainingConfig(_Strict):
     # PPO / A2C policy network: asset_shared (one scorer shared by all assets, see
     # training/models.py) or mlp (RLlib's default MLP on the whole observation). SAC always uses mlp.
     network: Literal["asset_shared", "mlp"] = "asset_shared"
+    # PPO / A2C on asset_shared: the value function (used only by the learner, to compute
+    # advantages) also sees the market's realised returns over the next h days, an input-driven
+    # baseline that takes the market's common move out of the advantages (training/models.py).
+    # The policy never sees them; evaluation never produces them. null: the observation only.
+    critic_horizons: list[Annotated[int, Field(ge=1, le=252)]] | None = None
     entropy_coeff: NonNegative = 0.0
     checkpoint_every: PositiveInt = 5
     eval_every: PositiveInt = 5
@@ -401,6 +406,12 @@ class TrainingConfig(_Strict):
     storage_path: str | None = None
     policies: dict[str, PolicyConfig] = Field(default_factory=lambda: {p: PolicyConfig() for p in PROFILE_NAMES})
     tune: TuneConfig = TuneConfig()
+
+    def critic_inputs(self) -> list[int] | None:
+        """`critic_horizons` where they apply (PPO / A2C on the asset-shared network), else None."""
+        if self.algorithm == "sac" or self.network != "asset_shared" or not self.critic_horizons:
+            return None
+        return sorted(set(self.critic_horizons))
 
     @model_validator(mode="after")
     def _batch(self) -> TrainingConfig:

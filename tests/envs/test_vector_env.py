@@ -147,3 +147,39 @@ def test_multi_agent_vector_env_without_step_infos_keeps_the_episode_summary(bas
                 else:
                     assert g[4][e][a] == {}
     assert all(f[3][e]["__all__"] for e in range(2))
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_training_infos_carry_the_critics_forward_returns_and_nothing_else_does(base, shuffle):
+    """With critic_horizons (training runners only), every info holds the assets' realised log
+    returns over the next h days from the info's own date, in the slot order the agent sees,
+    stopping at the split's last row; envs built without it (evaluation) never carry them."""
+    cfg = {**base, "env": {**base["env"], "shuffle_assets": shuffle}}
+    horizons = [1, 3]
+    env = MultiAgentTradingVectorEnv(2, {"config": cfg, "step_infos": False, "critic_horizons": horizons})
+    plain = MultiAgentTradingVectorEnv(2, {"config": cfg, "step_infos": True})
+    market = env.core.data.market
+    close, last, n = market.close, env.core.hi, env.core.n
+
+    def check(infos):
+        for e, per_agent in enumerate(infos):
+            for aid, info in per_agent.items():
+                row = e * env.core.n_agents + env.agent_ids.index(aid)
+                t = int(env.core.pm.clock[row])
+                slots = env.core.perm[row]                     # slot j shows asset perm[j]
+                want = np.stack([np.log(close[min(t + h, last)] / close[t]) for h in horizons])[:, slots]
+                np.testing.assert_allclose(info["critic"], want.ravel(), rtol=1e-5, atol=1e-7)
+
+    _, infos = env.reset(seed=5)
+    plain.reset(seed=5)
+    check(infos)
+    rng = np.random.default_rng(5)
+    for _ in range(3 * LENGTH):
+        acts = [{a: rng.normal(0, 1.5, n + 1) for a in env.agent_ids} for _ in range(2)]
+        check(env.step(acts)[4])
+        assert all("critic" not in info for per_agent in plain.step(acts)[4] for info in per_agent.values())
+    # near the end of the split the horizon stops at its last row (no validation prices in training)
+    env.core.pm.clock[:] = last - 1
+    fwd = env.core.critic_inputs([0]).reshape(len(horizons), n)
+    np.testing.assert_allclose(fwd[0], fwd[1], rtol=1e-6)
+    assert np.abs(fwd).max() > 0

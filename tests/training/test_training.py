@@ -267,3 +267,46 @@ def test_vector_env_runner_samples_what_the_single_env_gives(ray_local, tiny_con
                 np.testing.assert_allclose(obs[aid], agents[aid].get_observations(i + 1), rtol=0, atol=1e-6)
                 assert rew[aid] == pytest.approx(agents[aid].get_rewards(i), abs=1e-9)
                 assert info[aid]["date"] == agents[aid].get_infos(i + 1)["date"]
+
+
+def test_critic_inputs_reach_the_value_function_aligned_with_their_observations(ray_local, tiny_config):
+    """training.critic_horizons: the learner's batch holds each observation's forward market returns
+    (from the training env's infos) in the row of that observation, bootstrap rows included, and the
+    value function reads them; the policy's action distribution does not depend on them."""
+    import copy
+
+    import torch
+
+    from wealtharena.training.algorithms import build_algorithm_config
+    from wealtharena.training.models import CRITIC
+
+    cfg = _with(tiny_config, num_env_runners=0, num_envs_per_env_runner=2, critic_horizons=[1, 5])
+    algo = build_algorithm_config(cfg).build_algo()
+    try:
+        episodes = algo.env_runner.sample(num_timesteps=120)
+        pairs, expected_rows = {}, 0
+        for ep in episodes:
+            for sa in ep.agent_episodes.values():
+                expected_rows += len(sa) + 1                # + the bootstrap row PPO's learner appends
+                for i in range(len(sa) + 1):
+                    pairs[sa.get_observations(i).tobytes()] = sa.get_infos(i)["critic"]
+        learner = algo.learner_group._learner
+        batch = learner._learner_connector(rl_module=learner.module, batch={}, episodes=copy.deepcopy(episodes),
+                                           shared_data={}, metrics=learner.metrics)
+        rows = 0
+        for pid, module_batch in batch.items():
+            obs, critic = module_batch["obs"].numpy(), module_batch[CRITIC].numpy()
+            module = learner.module[pid]
+            assert critic.shape == (len(obs), 2 * (module.action_space.shape[0] - 1))
+            for o, c in zip(obs, critic):
+                np.testing.assert_array_equal(c, pairs[o.tobytes()])
+            rows += len(obs)
+            other = {**module_batch, CRITIC: torch.zeros_like(module_batch[CRITIC])}
+            with torch.no_grad():
+                assert not torch.allclose(module.compute_values(module_batch), module.compute_values(other))
+                torch.testing.assert_close(module.forward_train(module_batch)["action_dist_inputs"],
+                                           module.forward_train(other)["action_dist_inputs"], rtol=0, atol=0)
+        assert rows == expected_rows
+        algo.train()                                        # and PPO trains on them
+    finally:
+        algo.stop()

@@ -168,6 +168,33 @@ class TradingCore:
         self._flag_bits = 1 << np.arange(len(REASONS), dtype=np.int64)
         self._events: dict[int, tuple[str, ...]] = {}
         self._dates: dict[int, str] = {}
+        self._forward: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ training-only critic inputs
+    def enable_critic_inputs(self, horizons: Sequence[int]) -> None:
+        """Add `critic`, the market's realised log returns over the next h days (h in `horizons`,
+        each asset, [H * N] float32, horizon-major, in the row's slot order), to every info.
+
+        For training runners only (`EnvOptions.critic_horizons`): the value function uses them as an
+        input-driven baseline (training/models.py); the policy never sees them. Returns stop at the
+        split's last row, so a train-split critic never sees validation prices."""
+        hs = tuple(int(h) for h in horizons)
+        close = self.close
+        rows = np.arange(close.shape[0])
+        fwd = np.zeros((close.shape[0], len(hs), self.n), dtype=np.float32)
+        for j, h in enumerate(hs):
+            ahead = np.minimum(rows + h, self.hi)
+            fwd[:, j] = np.log(close[np.maximum(ahead, rows)] / close)
+        fwd[self.hi:] = 0.0
+        self._forward = fwd
+
+    def critic_inputs(self, rows: Sequence[int]) -> np.ndarray:
+        """[len(rows), H * N] (see `enable_critic_inputs`), at each row's current day."""
+        idx = np.asarray(rows, dtype=np.int64)
+        fwd = self._forward[self.pm.clock[idx]]                           # [R, H, N]
+        if self._shuffled:
+            fwd = np.take_along_axis(fwd, self.perm[idx][:, None, :], 2)
+        return fwd.reshape(len(idx), -1)
 
     # ------------------------------------------------------------------ episode
     def max_steps(self) -> int:
@@ -350,7 +377,10 @@ class TradingCore:
             return self.infos(rows, final)
         last = [k for k, f in zip(rows, final) if f]
         summary = dict(zip(last, self.infos(last, [True] * len(last)))) if last else {}
-        return [summary.get(k, {}) for k in rows]
+        if self._forward is None:
+            return [summary.get(k, {}) for k in rows]
+        critic = self.critic_inputs(rows)
+        return [{**summary.get(k, {}), "critic": critic[i]} for i, k in enumerate(rows)]
 
     def infos(self, rows: Sequence[int], final: Sequence[bool]) -> list[dict]:
         """Infos of many rows at once (one conversion to Python per array, not per row)."""
@@ -386,4 +416,7 @@ class TradingCore:
             if final[i]:
                 info["episode_reward_terms"] = dict(zip(TERMS, self.episode_terms[k].tolist()))
             out.append(info)
+        if self._forward is not None:
+            for info, critic in zip(out, self.critic_inputs(idx)):
+                info["critic"] = critic
         return out

@@ -27,6 +27,10 @@ class EnvOptions(BaseModel):
     # False: per-step infos only on an agent's last step (with the episode summary). RLlib does not
     # read infos to learn, and building and storing them costs about a fifth of training throughput.
     step_infos: bool = True
+    # Training runners only: every info also holds `critic`, the market's realised returns over the
+    # next h days (TradingCore.enable_critic_inputs), for the value function's input-driven
+    # baseline. Never set for evaluation: it is future data, and only the critic may see it.
+    critic_horizons: list[int] | None = None
 
     @field_validator("config", mode="before")
     @classmethod
@@ -79,6 +83,8 @@ class MultiAgentTradingEnv(MultiAgentEnv):
         self.core = TradingCore(self.cfg, [a.profile for a in self.cfg.agents], self.split,
                                 data=load_env_data(self.cfg, market=shared_market(self.cfg)),
                                 desk=self.cfg.env.desk_observation)
+        if opts.critic_horizons:
+            self.core.enable_critic_inputs(opts.critic_horizons)
         self.possible_agents = list(self.agent_ids)
         self.agents = list(self.agent_ids)
         obs_space = spaces.Box(-self.core.obs_bound, self.core.obs_bound, (self.core.dim,), np.float32)
@@ -170,6 +176,8 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
         self.core = TradingCore(self.cfg, [a.profile for a in self.cfg.agents], self.split,
                                 data=load_env_data(self.cfg, market=shared_market(self.cfg)),
                                 desk=self.cfg.env.desk_observation, n_envs=self.num_envs)
+        if opts.critic_horizons:
+            self.core.enable_critic_inputs(opts.critic_horizons)
         obs_space = spaces.Box(-self.core.obs_bound, self.core.obs_bound, (self.core.dim,), np.float32)
         act_space = spaces.Box(-1.0, 1.0, (self.core.n + 1,), np.float32)
         self.single_observation_spaces = {a: obs_space for a in self.agent_ids}

@@ -17,7 +17,7 @@ from ray.tune.registry import register_env
 from wealtharena.config import Config
 from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv, shared_market
 from wealtharena.training.env_runner import VectorEnvRunner
-from wealtharena.training.models import AssetSharedModule, asset_layout
+from wealtharena.training.models import AssetSharedModule, CriticInputs, asset_layout
 from wealtharena.training.a2c import A2CConfig
 
 ENV_NAME = "wealtharena_ma"
@@ -56,7 +56,8 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
         logging.getLogger(__name__).info("training.policies has no entry for %s: using [256, 256]", missing)
     base: AlgorithmConfig = {"ppo": PPOConfig, "a2c": A2CConfig, "sac": SACConfig}[tr.algorithm]()
     # infos only on each agent's last step: RLlib does not learn from them (see EnvOptions.step_infos)
-    env_config = {"config": cfg.model_dump(mode="json"), "split": "train", "step_infos": False}
+    env_config = {"config": cfg.model_dump(mode="json"), "split": "train", "step_infos": False,
+                  "critic_horizons": cfg.training.critic_inputs()}
     config = (
         # Raw policy samples go to the env, which squashes them with tanh (no dead zone past +-1).
         base.environment(ENV_NAME, env_config=env_config, normalize_actions=False, clip_actions=False)
@@ -89,11 +90,14 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
                                   "entropy_coeff": tr.entropy_coeff, "vf_clip_param": 1e4}
         if tr.algorithm == "ppo":
             kwargs |= {"minibatch_size": tr.minibatch_size, "num_epochs": tr.num_epochs, "lambda_": tr.gae_lambda}
+        if cfg.training.critic_inputs():
+            kwargs["learner_connector"] = _critic_connector
         config = config.training(**kwargs)
         if tr.network == "asset_shared":
             layout = observation_layout(cfg)
+            horizons = cfg.training.critic_inputs() or []
             specs = {p: RLModuleSpec(module_class=AssetSharedModule, model_config={
-                **layout, "hidden": hidden[p], "log_std_init": tr.log_std_init,
+                **layout, "hidden": hidden[p], "log_std_init": tr.log_std_init, "critic_horizons": horizons,
                 "vf_hidden": (tr.policies[p].vf_hidden if p in tr.policies else None) or [256, 256]})
                 for p in policies}
         else:
@@ -104,6 +108,10 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
     if overrides:
         config = config.rl_module(algorithm_config_overrides_per_module=overrides)
     return config
+
+
+def _critic_connector(*args: Any, **kwargs: Any) -> CriticInputs:
+    return CriticInputs()
 
 
 def observation_layout(cfg: Config) -> dict[str, list]:

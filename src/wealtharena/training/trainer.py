@@ -77,6 +77,7 @@ def compat_key(cfg: Config) -> dict[str, Any]:
         "network": cfg.training.network if cfg.training.algorithm != "sac" else "mlp",
         "networks": {p: [cfg.training.policies[p].hidden, cfg.training.policies[p].vf_hidden]
                      for p in cfg.policy_ids if p in cfg.training.policies},
+        "critic_horizons": cfg.training.critic_inputs(),
     }))
 
 
