@@ -12,7 +12,7 @@ Four runs, same PPO config:
 - a no-op vector env on `VectorEnvRunner`: the ceiling of that path (it also skips RLlib's
   per-step deep copy of the observation dicts, so it sits above the first row).
 
-    python benchmarks/bench_train.py [--iterations 3] [--rounds 3] [--runners 1] [--envs 4] [--batch 4000]
+    python benchmarks/bench_train.py [--config default] [--iterations 3] [--rounds 3] [--runners 1] [--envs 4] [--batch N]
 
 env steps/s = env steps sampled / wall time of algo.train(). Both algorithms are built once, warmed
 up by one iteration, then measured in alternating rounds (no-op, ours, no-op, ours, ...) so that
@@ -36,7 +36,9 @@ from wealtharena.config import load_config
 
 
 class NoOpMultiAgentEnv(MultiAgentEnv):
-    """Same agents and spaces as MultiAgentTradingEnv, zero work per step."""
+    """Same agents and spaces as MultiAgentTradingEnv, zero work per step. With `critic_dim` (the
+    run's training.critic_horizons) every info carries a `critic` array of that size, as the
+    training env's do, so that the learner does the same work."""
 
     def __init__(self, env_config: dict | None = None):
         super().__init__()
@@ -49,12 +51,16 @@ class NoOpMultiAgentEnv(MultiAgentEnv):
         self.action_spaces = {a: act for a in self.possible_agents}
         self.length = c["length"]
         self._obs = np.zeros(c["obs_dim"], np.float32)
+        self._critic = np.zeros(c.get("critic_dim", 0), np.float32)
         self.t = 0
+
+    def infos(self, agents) -> dict:
+        return {a: {"critic": self._critic} for a in agents} if self._critic.size else {a: {} for a in agents}
 
     def reset(self, *, seed=None, options=None):
         self.t = 0
         self.agents = list(self.possible_agents)
-        return {a: self._obs for a in self.agents}, {a: {} for a in self.agents}
+        return {a: self._obs for a in self.agents}, self.infos(self.agents)
 
     def step(self, action_dict):
         self.t += 1
@@ -63,7 +69,7 @@ class NoOpMultiAgentEnv(MultiAgentEnv):
         rew = {a: 0.0 for a in action_dict}
         term = {a: False for a in action_dict} | {"__all__": False}
         trunc = {a: done for a in action_dict} | {"__all__": done}
-        return obs, rew, term, trunc, {a: {} for a in action_dict}
+        return obs, rew, term, trunc, self.infos(action_dict)
 
 
 class NoOpVectorMultiAgentEnv(VectorMultiAgentEnv):
@@ -87,7 +93,7 @@ class NoOpVectorMultiAgentEnv(VectorMultiAgentEnv):
     def reset(self, *, seed=None, options=None):
         self.t[:] = 0
         o = self.one._obs
-        return [{a: o for a in self.agent_ids} for _ in range(self.num_envs)], [{a: {} for a in self.agent_ids}
+        return [{a: o for a in self.agent_ids} for _ in range(self.num_envs)], [self.one.infos(self.agent_ids)
                                                                                 for _ in range(self.num_envs)]
 
     def step(self, actions):
@@ -100,7 +106,7 @@ class NoOpVectorMultiAgentEnv(VectorMultiAgentEnv):
             for lst, d in zip(out, ({a: o for a in self.agent_ids}, rew,
                                     {a: False for a in self.agent_ids} | {"__all__": False},
                                     {a: done for a in self.agent_ids} | {"__all__": done},
-                                    {a: {} for a in self.agent_ids})):
+                                    self.one.infos(self.agent_ids))):
                 lst.append(d)
         return out
 
@@ -117,11 +123,12 @@ def measure(algo, iterations: int) -> list[float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--config", default="default", help="config name or path (default: config/default.yaml)")
     p.add_argument("--iterations", type=int, default=3, help="iterations per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--runners", type=int, default=1)
     p.add_argument("--envs", type=int, default=4)
-    p.add_argument("--batch", type=int, default=4000)
+    p.add_argument("--batch", type=int, default=None, help="train batch size (default: config/default.yaml's)")
     args = p.parse_args()
     logging.disable(logging.WARNING)
     from ray.tune.registry import register_env
@@ -134,14 +141,15 @@ def main() -> None:
     class NoOpVectorEnvRunner(VectorEnvRunner):
         env_class = NoOpVectorMultiAgentEnv
 
-    cfg = load_config("default", {"training.num_env_runners": args.runners,
+    cfg = load_config(args.config, {"training.num_env_runners": args.runners,
                                   "training.num_envs_per_env_runner": args.envs,
-                                  "training.train_batch_size": args.batch,
+                                  **({"training.train_batch_size": args.batch} if args.batch else {}),
                                   # logical CPUs: the four algorithms train one at a time
                                   "training.num_cpus": 4 * max(args.runners, 1)})
     probe = MultiAgentTradingEnv({"config": cfg})
     noop_config = {"agents": probe.possible_agents, "obs_dim": probe.core.dim, "act_dim": probe.core.n + 1,
-                   "length": cfg.env.episode_length}
+                   "length": cfg.env.episode_length,
+                   "critic_dim": len(cfg.training.critic_inputs() or []) * probe.core.n}
     rows = []
     with ray_session(cfg, local=True):
         register_env("wealtharena_noop", lambda c: NoOpMultiAgentEnv(dict(c)))
@@ -165,11 +173,12 @@ def main() -> None:
                 algo.stop()
         for name, r in rates.items():
             rows.append({"env": name, "env steps/s": round(statistics.median(r)),
-                         "runners x envs": f"{args.runners} x {args.envs}", "batch": args.batch,
+                         "runners x envs": f"{args.runners} x {args.envs}", "batch": cfg.training.train_batch_size,
                          "range": f"{min(r):.0f}-{max(r):.0f}"})
     table = pd.DataFrame(rows)
     table["ratio to no-op"] = (table["env steps/s"] / table["env steps/s"].iloc[0]).round(2)
-    print(f"PPO, torch threads 1, {os.cpu_count()} cores")
+    print(f"PPO, config {args.config}, torch threads 1, {os.cpu_count()} cores, "
+          f"critic inputs {cfg.training.critic_inputs()}")
     print(table.to_string(index=False))
 
 
