@@ -147,8 +147,27 @@ def learning_curve(result) -> str:
             + table.to_string() + (f"\nstandard error of the last row's means: {se}" if se else ""))
     if len(table) > 1:
         change = (table.iloc[-1] - table.iloc[0]).round(2)
-        text += "\nchange since iteration %d: %s" % (table.index[0], ", ".join(f"{c} {v:+.2f}" for c, v in change.items()))
+        se = change_se(result.validation[0], last)
+        text += "\nchange since iteration %d: %s" % (table.index[0], ", ".join(
+            f"{c} {v:+.2f}" + (f" (SE {se[c]:.2f})" if c in se else "") for c, v in change.items()))
+        if se:
+            text += ("\n(SE of a change: over the same episodes, paired; a change beyond about twice its SE "
+                     "is unlikely to be window noise, though another seed may still differ)")
     return text
+
+
+def change_se(first: dict, last: dict) -> dict[str, float]:
+    """Standard error of each policy's change in mean episode reward between two validations on
+    the same windows (paired: window by window), where both recorded their per-window rewards."""
+    import numpy as np
+
+    a, b = first.get("policy_window_rewards") or {}, last.get("policy_window_rewards") or {}
+    out = {}
+    for p in a.keys() & b.keys():
+        d = np.asarray(b[p]) - np.asarray(a[p])
+        if len(a[p]) == len(b[p]) > 1:
+            out[p] = float(d.std(ddof=1) / np.sqrt(len(d)))
+    return out
 
 
 def plot_training(result):

@@ -51,3 +51,28 @@ def test_a_split_too_short_for_one_episode_is_refused(cfg):
     long = cfg.model_copy(update={"env": cfg.env.model_copy(update={"episode_length": 5000})})
     with pytest.raises(ValueError, match="too few for 5000-day episodes"):
         run_episodes(long, lambda o, p: np.zeros((len(o), 21)), "validation", stride=21)
+
+
+def test_change_between_two_policies_is_paired_window_by_window(cfg):
+    """The learning curve's SE of a change compares the same windows: a policy against a scaled
+    copy of itself changes every window alike, so the paired SE is far below the unpaired one."""
+    import importlib.util
+
+    from wealtharena.config import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location("train_cli", PROJECT_ROOT / "train.py")
+    train_cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_cli)
+    names = MultiAgentTradingEnv({"config": cfg, "split": "validation"}).core.names
+    act = _momentum_policy(names)
+    before = run_episodes(cfg, lambda o, p: np.zeros((len(o), 21), np.float32), "validation", stride=30)
+    after = run_episodes(cfg, act, "validation", stride=30)
+    first = {"policy_window_rewards": {p: v.tolist() for p, v in before.per_window().items()}}
+    last = {"policy_window_rewards": {p: v.tolist() for p, v in after.per_window().items()}}
+    se = train_cli.change_se(first, last)
+    for p in ("conservative", "balanced", "aggressive"):
+        d = after.per_window()[p] - before.per_window()[p]
+        assert se[p] == pytest.approx(d.std(ddof=1) / np.sqrt(len(d)))
+        unpaired = np.hypot(before.by_policy()[p][1], after.by_policy()[p][1])
+        assert se[p] < unpaired
+    assert train_cli.change_se(first, {"policy_window_rewards": {"balanced": [1.0]}}) == {}

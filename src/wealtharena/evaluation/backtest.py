@@ -117,11 +117,15 @@ class EpisodeSet:
     agents: list[str]
     profiles: list[str]
 
+    def per_window(self) -> dict[str, np.ndarray]:
+        """profile -> [windows] episode reward of its agents (their mean) in each window."""
+        return {p: self.rewards[:, [j for j, q in enumerate(self.profiles) if q == p]].mean(axis=1)
+                for p in dict.fromkeys(self.profiles)}
+
     def by_policy(self) -> dict[str, tuple[float, float]]:
         """profile -> (mean episode reward, its standard error over windows)."""
         out = {}
-        for p in dict.fromkeys(self.profiles):
-            per_window = self.rewards[:, [j for j, q in enumerate(self.profiles) if q == p]].mean(axis=1)
+        for p, per_window in self.per_window().items():
             se = per_window.std(ddof=1) / np.sqrt(len(per_window)) if len(per_window) > 1 else float("nan")
             out[p] = (float(per_window.mean()), float(se))
         return out

@@ -281,6 +281,8 @@ def validate(algo: Any, cfg: Config, split: str = "validation") -> dict[str, Any
     return {"agents": per_agent,
             "policy_episode_reward": {p: m for p, (m, _) in by_policy.items()},
             "policy_episode_reward_se": {p: se for p, (_, se) in by_policy.items()},
+            # per window, so that two evaluations on the same windows compare pairwise
+            "policy_window_rewards": {p: [round(float(x), 4) for x in v] for p, v in episodes.per_window().items()},
             "episodes": len(episodes.starts), "episode_length": episodes.length, "stride": cfg.training.eval_stride,
             "policy_full_period_reward": {p: float(np.mean(v)) for p, v in full.items()},
             "mean_sharpe": float(np.mean(sharpes)) if sharpes else float("nan"),
