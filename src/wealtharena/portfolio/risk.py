@@ -120,11 +120,6 @@ def _bitsets(mask: np.ndarray) -> np.ndarray:
     return out.view("<u8")[..., 0].astype(np.uint64)
 
 
-def _rowbits(mask: np.ndarray) -> np.ndarray:
-    """[K, N] bool -> [K] uint64 bit sets."""
-    return _bitsets(mask)
-
-
 def _std(x: np.ndarray) -> np.ndarray:
     """Sample standard deviation along the last axis (ddof=1), without numpy's slow generic path."""
     n = x.shape[1]
@@ -405,7 +400,7 @@ class RiskManager:
         [K, N] integer operations. Same rounds, same result (tested against the masks)."""
         bits = self._bits
         big = w > self._minw
-        conflict = self._hotbits[t] & _rowbits(big)[:, None]            # [K, N] (or [N] -> [K, N])
+        conflict = self._hotbits[t] & _bitsets(big)[:, None]            # [K, N] (or [N] -> [K, N])
         conflict = np.where(big, conflict, np.uint64(0))
         undecided = conflict != 0
         if not _nz(undecided):
@@ -418,10 +413,10 @@ class RiskManager:
         kept = np.zeros(self.k, dtype=np.uint64)
         cut = np.zeros(undecided.shape, dtype=bool)
         while _nz(undecided):
-            open_ = (kept | _rowbits(undecided))[:, None]
+            open_ = (kept | _bitsets(undecided))[:, None]
             cut_now = undecided & ((higher & kept[:, None]) != 0)
             keep_now = undecided & ((higher & open_) == 0)
-            kept |= _rowbits(keep_now)
+            kept |= _bitsets(keep_now)
             cut |= cut_now
             undecided &= ~(keep_now | cut_now)
         np.copyto(w, np.broadcast_to(self._minw, w.shape), where=cut)
