@@ -337,9 +337,9 @@ def _default_agents() -> list[AgentConfig]:
 # ---------------------------------------------------------------------------------- training
 class PolicyConfig(_Strict):
     # the policy's hidden layers: the whole-observation MLP (network: mlp) or the per-asset scorer
-    # and cash head (network: asset_shared)
+    # and cash head (network: asset_shared); [] makes them linear
     hidden: list[PositiveInt] = Field(default_factory=lambda: [256, 256])
-    # asset_shared only: the value function's MLP on the whole observation (null: [256, 256])
+    # asset_shared only: the value function's MLP on the whole observation (null: [256, 256]; []: linear)
     vf_hidden: list[PositiveInt] | None = None
     lr: Positive | None = None
 

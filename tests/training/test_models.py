@@ -73,3 +73,14 @@ def test_untrained_policy_starts_at_equal_weight(env, layout):
     assert values.abs().sum() > 0                          # the critic is not zeroed
     n_params = sum(p.numel() for p in module.scorer.parameters())
     assert n_params == (35 + 3 + len(layout["shared"])) * 16 + 16 + 16 * 16 + 16 + 16 + 1
+
+
+def test_empty_hidden_lists_mean_linear_heads_not_the_defaults(env, layout):
+    obs_space = spaces.Box(-10, 10, (env.core.dim,), np.float32)
+    act_space = spaces.Box(-1, 1, (env.core.n + 1,), np.float32)
+    module = AssetSharedModule(observation_space=obs_space, action_space=act_space,
+                               model_config={**layout, "hidden": [], "vf_hidden": []})
+    p = 35 + 3 + len(layout["shared"])
+    assert sum(x.numel() for x in module.scorer.parameters()) == p + 1
+    assert sum(x.numel() for x in module.cash.parameters()) == len(layout["shared"]) + 1
+    assert sum(x.numel() for x in module.vf.parameters()) == env.core.dim + 1

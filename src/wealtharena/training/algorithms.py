@@ -98,7 +98,7 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
             horizons = cfg.training.critic_inputs() or []
             specs = {p: RLModuleSpec(module_class=AssetSharedModule, model_config={
                 **layout, "hidden": hidden[p], "log_std_init": tr.log_std_init, "critic_horizons": horizons,
-                "vf_hidden": (tr.policies[p].vf_hidden if p in tr.policies else None) or [256, 256]})
+                "vf_hidden": tr.policies[p].vf_hidden if p in tr.policies else None})
                 for p in policies}
         else:
             specs = {p: RLModuleSpec(model_config={"fcnet_hiddens": hidden[p], "fcnet_activation": "tanh",

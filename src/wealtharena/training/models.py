@@ -117,7 +117,7 @@ class AssetSharedModule(TorchRLModule, ValueFunctionAPI):
         self.register_buffer("shared_idx", shared, persistent=False)
         n, p = asset.shape
         g = len(shared)
-        hidden = list(mc.get("hidden") or [64, 64])
+        hidden = [64, 64] if mc.get("hidden") is None else list(mc["hidden"])     # []: a linear scorer
         dim = int(np.prod(self.observation_space.shape))
         act = int(np.prod(self.action_space.shape))
         if act != n + 1:
@@ -136,7 +136,8 @@ class AssetSharedModule(TorchRLModule, ValueFunctionAPI):
             self.register_buffer("fwd_scale", 1.0 / (0.02 * torch.sqrt(torch.tensor(horizons, dtype=torch.float32))),
                                  persistent=False)
             extra = len(horizons) * (n + 2)                # every asset, the book's, the average
-        self.vf = _mlp([dim + extra, *list(mc.get("vf_hidden") or [256, 256]), 1], out_gain=1.0)
+        vf_hidden = [256, 256] if mc.get("vf_hidden") is None else list(mc["vf_hidden"])
+        self.vf = _mlp([dim + extra, *vf_hidden, 1], out_gain=1.0)
         init = mc.get("log_std_init")
         self.log_std = nn.Parameter(torch.full((act,), 0.0 if init is None else float(init)))
         self.action_dist_cls = TorchDiagGaussian
