@@ -324,13 +324,21 @@ def _greedy(w, hot, minw):
     return w
 
 
-@pytest.mark.parametrize("per_row", [False, True])
-def test_correlation_rule_bit_sets_and_masks_give_the_plain_greedy_result(sample_market, per_row):
+@pytest.mark.parametrize("per_row, self_hot", [(False, False), (True, False), (False, True)])
+def test_correlation_rule_bit_sets_and_masks_give_the_plain_greedy_result(sample_market, per_row, self_hot):
     """The default path works on uint64 bit sets, the fallback on [K, N, N] masks: both must give
-    the plain greedy rule on real days, with ties, small holdings and one or many days per call."""
+    the plain greedy rule on real days, with ties, small holdings and one or many days per call,
+    and an asset never conflicts with itself (even where a correlation table's diagonal is 1)."""
+    from wealtharena.portfolio.risk import _bitsets
+
     five = [risk_config(max_correlation=0.5, correlation_min_weight=0.03)] * 5
     bits, _ = _gate(sample_market, *five)
     masks, _ = _gate(sample_market, *five)
+    if self_hot:
+        for rm in (bits, masks):
+            rm._hot = rm._hot | np.eye(20, dtype=bool)[None]
+            rm._hotbits = _bitsets(rm._hot)
+            rm._disjoint = None
     masks._hotbits = None
     assert bits._hotbits is not None
     rng = np.random.default_rng(1)

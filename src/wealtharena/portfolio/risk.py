@@ -408,17 +408,21 @@ class RiskManager:
         order = np.argsort(-w, axis=1, kind="stable")
         visited = np.bitwise_or.accumulate(bits[order], axis=1)         # inclusive prefix, in visit order
         earlier = np.empty_like(visited)
-        earlier[self._row_col, order] = visited           # holdings visited before each one
+        earlier[self._row_col, order] = visited ^ bits[order]           # holdings visited before each one
         higher = conflict & earlier
         kept = np.zeros(self.k, dtype=np.uint64)
         cut = np.zeros(undecided.shape, dtype=bool)
-        while _nz(undecided):
+        for _ in range(self.n + 1):                    # each round decides at least one holding
+            if not _nz(undecided):
+                break
             open_ = (kept | _bitsets(undecided))[:, None]
             cut_now = undecided & ((higher & kept[:, None]) != 0)
             keep_now = undecided & ((higher & open_) == 0)
             kept |= _bitsets(keep_now)
             cut |= cut_now
             undecided &= ~(keep_now | cut_now)
+        else:
+            raise RuntimeError("correlation rule did not converge (a holding in conflict with itself?)")
         np.copyto(w, np.broadcast_to(self._minw, w.shape), where=cut)
         self.asset_flags["correlation"] = cut
         self.flags[:, R["correlation"]] = cut.any(axis=1)
