@@ -164,8 +164,8 @@ def change_se(first: dict, last: dict) -> dict[str, float]:
     a, b = first.get("policy_window_rewards") or {}, last.get("policy_window_rewards") or {}
     out = {}
     for p in a.keys() & b.keys():
-        d = np.asarray(b[p]) - np.asarray(a[p])
         if len(a[p]) == len(b[p]) > 1:
+            d = np.asarray(b[p]) - np.asarray(a[p])
             out[p] = float(d.std(ddof=1) / np.sqrt(len(d)))
     return out
 

@@ -76,3 +76,4 @@ def test_change_between_two_policies_is_paired_window_by_window(cfg):
         unpaired = np.hypot(before.by_policy()[p][1], after.by_policy()[p][1])
         assert se[p] < unpaired
     assert train_cli.change_se(first, {"policy_window_rewards": {"balanced": [1.0]}}) == {}
+    assert train_cli.change_se(first, {"policy_window_rewards": {"balanced": [1.0, 2.0, 3.0]}}) == {}

@@ -56,8 +56,9 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
         logging.getLogger(__name__).info("training.policies has no entry for %s: using [256, 256]", missing)
     base: AlgorithmConfig = {"ppo": PPOConfig, "a2c": A2CConfig, "sac": SACConfig}[tr.algorithm]()
     # infos only on each agent's last step: RLlib does not learn from them (see EnvOptions.step_infos)
+    critic = tr.critic_inputs()
     env_config = {"config": cfg.model_dump(mode="json"), "split": "train", "step_infos": False,
-                  "critic_horizons": cfg.training.critic_inputs()}
+                  "critic_horizons": critic}
     config = (
         # Raw policy samples go to the env, which squashes them with tanh (no dead zone past +-1).
         base.environment(ENV_NAME, env_config=env_config, normalize_actions=False, clip_actions=False)
@@ -90,14 +91,13 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
                                   "entropy_coeff": tr.entropy_coeff, "vf_clip_param": 1e4}
         if tr.algorithm == "ppo":
             kwargs |= {"minibatch_size": tr.minibatch_size, "num_epochs": tr.num_epochs, "lambda_": tr.gae_lambda}
-        if cfg.training.critic_inputs():
+        if critic:
             kwargs["learner_connector"] = _critic_connector
         config = config.training(**kwargs)
         if tr.network == "asset_shared":
             layout = observation_layout(cfg)
-            horizons = cfg.training.critic_inputs() or []
             specs = {p: RLModuleSpec(module_class=AssetSharedModule, model_config={
-                **layout, "hidden": hidden[p], "log_std_init": tr.log_std_init, "critic_horizons": horizons,
+                **layout, "hidden": hidden[p], "log_std_init": tr.log_std_init, "critic_horizons": critic or [],
                 "vf_hidden": tr.policies[p].vf_hidden if p in tr.policies else None})
                 for p in policies}
         else:
