@@ -22,7 +22,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from wealtharena.cli import run_cli, setup_logging
+from wealtharena.cli import fixed_hash_seed, run_cli, setup_logging
 from wealtharena.config import load_config
 from wealtharena.errors import CheckpointError, ConfigError
 
@@ -243,4 +243,5 @@ def report_seeds(tables: dict, folder: Path, split: str) -> None:
 
 
 if __name__ == "__main__":
+    fixed_hash_seed()                 # bit-identical runs for a seed: see wealtharena.cli.fixed_hash_seed
     sys.exit(run_cli(main))

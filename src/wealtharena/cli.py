@@ -2,12 +2,28 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 
 from wealtharena.errors import WealthArenaError
 
 log = logging.getLogger("wealtharena")
+
+
+def fixed_hash_seed() -> None:
+    """Re-run this process with PYTHONHASHSEED=0 unless the user chose a hash seed.
+
+    RLlib's learner visits the policies in the order of a set of policy ids (string hashes) when it
+    draws each policy's minibatch shuffles, so under Python's default random hash seed two runs of the
+    same config and seed agree on their first iteration only. Ray's workers get PYTHONHASHSEED=0
+    from the runtime env; the driver can only get it at interpreter start, hence the re-exec (once:
+    the variable is then set). A user's own value ("1", ...) is kept: runs are reproducible per value."""
+    if os.environ.get("PYTHONHASHSEED", "random") == "random":
+        os.environ["PYTHONHASHSEED"] = "0"
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def setup_logging(verbose: bool = False) -> None:

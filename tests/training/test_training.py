@@ -129,6 +129,14 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
     assert [r.name[-3:] for r in runs] == ["-s0", "-s1"]
     assert (tmp_path / "checkpoints" / "e2e" / "seeds-validation.csv").is_file()
     assert (tmp_path / "mlflow.db").is_file()                     # MLflow on by default, SQLite here
+    import mlflow
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    models = mlflow.search_logged_models(experiment_ids=[mlflow.get_experiment_by_name("e2e").experiment_id],
+                                         output_format="list")
+    assert {m.name for m in models} == {"policy_conservative", "policy_balanced", "policy_aggressive"}
+    requirements = mlflow.artifacts.download_artifacts(artifact_uri=f"{models[0].artifact_location}/requirements.txt")
+    requirements = Path(requirements).read_text()
+    assert "torch==" in requirements and "+cpu" not in requirements and "ray[rllib]==" in requirements
 
     assert cli.main(["--mode", "evaluate", "--checkpoint", str(runs[0] / "best")]) == 0
     out = capsys.readouterr().out
@@ -310,3 +318,31 @@ def test_critic_inputs_reach_the_value_function_aligned_with_their_observations(
         algo.train()                                        # and PPO trains on them
     finally:
         algo.stop()
+
+
+def _cli_run(tmp_path: Path, name: str, hash_seed: str | None) -> dict:
+    """`train.py` in a fresh process (tiny config, 2 iterations); the last checkpoint's metadata."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
+    if hash_seed is not None:
+        env["PYTHONHASHSEED"] = hash_seed
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    cfg_file = tmp_path / "tiny.yaml"
+    cfg_file.write_text(TINY.read_text())
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "train.py"), "--config", str(cfg_file), "--iterations",
+                           "2", "--experiment", name, "--no-progress"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = (tmp_path / "checkpoints" / name).glob("*-s*")
+    return read_meta(run / "iter_000002")
+
+
+def test_train_py_runs_are_bit_identical_across_processes(tmp_path):
+    """The learner draws each policy's minibatch shuffles in the order of a set of policy ids, so with
+    Python's random hash seed two processes agreed on iteration 1 only; train.py re-runs itself with
+    PYTHONHASHSEED=0 (unless the user set one), and every iteration then repeats exactly."""
+    a, b = (_cli_run(tmp_path / name, name, None) for name in ("a", "b"))
+    assert a["python_hash_seed"] == b["python_hash_seed"] == "0"
+    assert [h["policy_return"] for h in a["history"]] == [h["policy_return"] for h in b["history"]]
+    assert [h["learner"] for h in a["history"]] == [h["learner"] for h in b["history"]]

@@ -198,12 +198,30 @@ class MlflowTracker:
             import mlflow.pytorch
             from ray.rllib.core.rl_module.rl_module import RLModule
 
+            import ray
+            import torch
+
             mlflow.set_tracking_uri(self.uri)
-            with mlflow.start_run(run_id=self.run_id):
-                for p in policies:
-                    module = RLModule.from_checkpoint((checkpoint / MODULES_DIR / p).resolve())
-                    mlflow.pytorch.log_model(module, name=f"policy_{p}", serialization_format="pickle")
+            # Pickled modules (an RLModule does not export to pt2): MLflow warns about that once per
+            # model, and about torch's '+cpu' label when it infers requirements. Both are known and
+            # said once here; the requirements are given explicitly instead of inferred.
+            requirements = [f"torch=={torch.__version__.split('+')[0]}", f"ray[rllib]=={ray.__version__}"]
+            quiet = [logging.getLogger(n) for n in ("mlflow.pytorch", "mlflow.utils.requirements_utils")]
+            levels = [q.level for q in quiet]
+            for q in quiet:
+                q.setLevel(logging.ERROR)
+            try:
+                with mlflow.start_run(run_id=self.run_id):
+                    for p in policies:
+                        module = RLModule.from_checkpoint((checkpoint / MODULES_DIR / p).resolve())
+                        mlflow.pytorch.log_model(module, name=f"policy_{p}", serialization_format="pickle",
+                                                 pip_requirements=requirements)
+            finally:
+                for q, level in zip(quiet, levels):
+                    q.setLevel(level)
             self.client.set_tag(self.run_id, "checkpoint", str(checkpoint))
+            log.info("MLflow: policies %s logged as pickled PyTorch modules (load them only from a "
+                     "store you trust)", policies)
 
         self._safe("log policies", send, {"checkpoint": str(checkpoint)})
 

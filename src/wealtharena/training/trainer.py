@@ -300,6 +300,10 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
     from wealtharena.training.data_service import publish_market_data
 
     register()
+    if os.environ.get("PYTHONHASHSEED", "random") == "random":
+        log.warning("PYTHONHASHSEED is not set: iterations after the first will differ between processes "
+                    "(RLlib's learner iterates over a set of policy ids); start Python with PYTHONHASHSEED=0 "
+                    "for bit-identical runs (train.py does this itself)")
     iterations = iterations or cfg.training.iterations
     history: list[dict[str, Any]] = []
     validation: list[dict[str, Any]] = []
@@ -332,7 +336,7 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
     end = start + iterations
     base_meta = {"config": cfg.model_dump(mode="json"), "fingerprint": cfg.fingerprint(), "compat": compat_key(cfg),
                  "experiment": experiment, "run_name": run_dir.name, "git_commit": git_commit(),
-                 "command": " ".join(sys.argv),
+                 "command": " ".join(sys.argv), "python_hash_seed": os.environ.get("PYTHONHASHSEED"),
                  "data": data_fingerprint(cfg), "runners": nodes}
     if tracker is not None:
         tracker.start(cfg, run_dir, base_meta, base_meta["data"])
