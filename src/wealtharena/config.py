@@ -342,6 +342,8 @@ class PolicyConfig(_Strict):
     # asset_shared only: the value function's MLP on the whole observation (null: [256, 256]; []: linear)
     vf_hidden: list[PositiveInt] | None = None
     lr: Positive | None = None
+    # PPO / A2C: this policy's starting log standard deviation (null: training.log_std_init)
+    log_std_init: Annotated[float, Field(ge=-5.0, le=1.0)] | None = None
 
 
 class TuneConfig(_Strict):
@@ -406,6 +408,11 @@ class TrainingConfig(_Strict):
     storage_path: str | None = None
     policies: dict[str, PolicyConfig] = Field(default_factory=lambda: {p: PolicyConfig() for p in PROFILE_NAMES})
     tune: TuneConfig = TuneConfig()
+
+    def log_std_of(self, policy: str) -> float | None:
+        """The policy's starting log-std: its own `policies.<p>.log_std_init`, else `log_std_init`."""
+        own = self.policies[policy].log_std_init if policy in self.policies else None
+        return self.log_std_init if own is None else own
 
     def critic_inputs(self) -> list[int] | None:
         """`critic_horizons` where they apply (PPO / A2C on the asset-shared network), else None."""

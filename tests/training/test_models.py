@@ -84,3 +84,21 @@ def test_empty_hidden_lists_mean_linear_heads_not_the_defaults(env, layout):
     assert sum(x.numel() for x in module.scorer.parameters()) == p + 1
     assert sum(x.numel() for x in module.cash.parameters()) == len(layout["shared"]) + 1
     assert sum(x.numel() for x in module.vf.parameters()) == env.core.dim + 1
+
+
+def test_each_policy_can_start_at_its_own_log_std(env, sample_config):
+    from wealtharena.config import PolicyConfig
+    from wealtharena.training.algorithms import build_algorithm_config
+
+    tr = sample_config.training
+    policies = {p: PolicyConfig(hidden=[8], vf_hidden=[8]) for p in sample_config.policy_ids}
+    policies["conservative"] = PolicyConfig(hidden=[8], vf_hidden=[8], log_std_init=-2.0)
+    cfg = sample_config.model_copy(update={"training": tr.model_copy(update={
+        "algorithm": "ppo", "network": "asset_shared", "log_std_init": -1.0, "policies": policies})})
+    specs = build_algorithm_config(cfg).rl_module_spec.rl_module_specs
+    obs_space = spaces.Box(-10, 10, (env.core.dim,), np.float32)
+    act_space = spaces.Box(-1, 1, (env.core.n + 1,), np.float32)
+    starts = {p: AssetSharedModule(observation_space=obs_space, action_space=act_space,
+                                   model_config=specs[p].model_config).log_std.detach().unique().tolist()
+              for p in cfg.policy_ids}
+    assert starts == {"conservative": [-2.0], "balanced": [-1.0], "aggressive": [-1.0]}

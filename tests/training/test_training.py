@@ -51,10 +51,19 @@ def test_other_algorithms_train_two_iterations(ray_local, tiny_config, tmp_path,
 def test_rllibs_own_env_runner_and_default_network_still_train(ray_local, tiny_config, tmp_path):
     """training.vector_env: false goes back to RLlib's MultiAgentEnvRunner over separate envs,
     training.network: mlp to RLlib's default MLP on the whole observation."""
-    cfg = _with(tiny_config, vector_env=False, network="mlp", log_std_init=-1.0, checkpoint_dir=tmp_path, eval_every=5)
+    from wealtharena.training.inference import PolicyActor
+
+    policies = dict(tiny_config.training.policies)
+    policies["conservative"] = policies["conservative"].model_copy(update={"log_std_init": -2.0})
+    cfg = _with(tiny_config, vector_env=False, network="mlp", log_std_init=-1.0, checkpoint_dir=tmp_path, eval_every=5,
+                policies=policies)
     result = train(cfg, "t", iterations=1, run_name="plain", progress=False)
     assert all(np.isfinite(v) for v in result.history[-1]["policy_return"].values())
     assert result.runners and result.runners[0]["data"] is not None
+    # each policy's free log-std started at its own value (one small update since: within 0.1)
+    modules = PolicyActor.from_checkpoint(result.last_checkpoint, cfg).modules
+    starts = {p: float(m.pi.log_std.mean()) for p, m in modules.items()}
+    assert starts == pytest.approx({"conservative": -2.0, "balanced": -1.0, "aggressive": -1.0}, abs=0.1)
 
 
 def test_restored_checkpoint_acts_identically_with_and_without_ray(ppo_run):

@@ -97,13 +97,13 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
         if tr.network == "asset_shared":
             layout = observation_layout(cfg)
             specs = {p: RLModuleSpec(module_class=AssetSharedModule, model_config={
-                **layout, "hidden": hidden[p], "log_std_init": tr.log_std_init, "critic_horizons": critic or [],
+                **layout, "hidden": hidden[p], "log_std_init": tr.log_std_of(p), "critic_horizons": critic or [],
                 "vf_hidden": tr.policies[p].vf_hidden if p in tr.policies else None})
                 for p in policies}
         else:
             specs = {p: RLModuleSpec(model_config={"fcnet_hiddens": hidden[p], "fcnet_activation": "tanh",
                                                    "vf_share_layers": False,
-                                                   "free_log_std": tr.log_std_init is not None}) for p in policies}
+                                                   "free_log_std": tr.log_std_of(p) is not None}) for p in policies}
     config = config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
     if overrides:
         config = config.rl_module(algorithm_config_overrides_per_module=overrides)
@@ -123,19 +123,20 @@ def observation_layout(cfg: Config) -> dict[str, list]:
                         cfg.env.window, data.features.asset_names)
 
 
-def init_log_std(algo: Any, value: float | None) -> None:
-    """Start every policy's free log standard deviation at `value` (PPO / A2C with
-    `training.log_std_init`), on the learner and on the env runners. A no-op for None."""
-    if value is None:
+def init_log_std(algo: Any, values: dict[str, float | None]) -> None:
+    """Start each policy's free log standard deviation of RLlib's MLP (`network: mlp`) at its value
+    (`TrainingConfig.log_std_of`), on the learner and on the env runners; None leaves a policy as
+    built. The asset-shared network takes its value from its model_config instead."""
+    if all(v is None for v in values.values()):
         return
     import torch
 
     def set_log_std(learner: Any) -> None:
         for pid in learner.module.keys():
             head = getattr(learner.module[pid], "pi", None)
-            if head is not None and isinstance(getattr(head, "log_std", None), torch.nn.Parameter):
+            if values.get(pid) is not None and isinstance(getattr(head, "log_std", None), torch.nn.Parameter):
                 with torch.no_grad():
-                    head.log_std.fill_(value)
+                    head.log_std.fill_(values[pid])
 
     algo.learner_group.foreach_learner(set_log_std)
     algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)

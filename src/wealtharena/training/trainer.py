@@ -329,7 +329,7 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
         holder = publish_market_data(cfg)  # noqa: F841  (keeps the shared panel alive while training)
         algo = algo_config.build_algo()
         if cfg.training.algorithm != "sac":
-            init_log_std(algo, cfg.training.log_std_init)
+            init_log_std(algo, {p: cfg.training.log_std_of(p) for p in cfg.policy_ids})
     nodes = runner_placement(algo)
     store = CheckpointStore(run_dir, cfg.training.storage_path, experiment)
     start = algo.iteration

@@ -47,7 +47,7 @@ def _trainable(params: dict[str, Any]) -> None:
     seed_everything(cfg.seed)
     algo = build_algorithm_config(cfg).callbacks(RewardTermsCallback).build_algo()
     if cfg.training.algorithm != "sac":
-        init_log_std(algo, cfg.training.log_std_init)
+        init_log_std(algo, {p: cfg.training.log_std_of(p) for p in cfg.policy_ids})
     key = METRICS[cfg.training.tune.metric]
     try:
         for _ in range(cfg.training.iterations):
