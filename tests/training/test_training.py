@@ -159,6 +159,24 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
                      "--seeds", "0", "1", "--split", "validation"]) == 0
     assert "over 2 seeds" in capsys.readouterr().out
 
+    # the learning table replays each run's latest policies against the zero-action start: on the
+    # validation split it must give the change that training's own validation recorded
+    from wealtharena.training import learning
+
+    assert learning.main([str(tmp_path / "checkpoints" / "e2e"), "--splits", "validation"]) == 0
+    assert "seeds that rise" in capsys.readouterr().out
+    table = __import__("pandas").read_csv(tmp_path / "checkpoints" / "e2e" / "learning-latest.csv")
+    assert (table["change"].abs() > 1e-6).all() and (table["se"] > 0).all()     # the policies did move
+    for run in runs:
+        meta = read_meta(run / json.loads((run / "latest.json").read_text())["path"])
+        first, last = meta["validation"][0], meta["validation"][-1]
+        assert first["iteration"] == 0 and last["iteration"] == meta["iteration"]
+        got = table[table["seed"] == int(run.name[-1])].set_index("policy")["change"]
+        for p, reward in last["policy_episode_reward"].items():
+            assert got[p] == pytest.approx(reward - first["policy_episode_reward"][p], abs=1e-9)
+    with pytest.raises(CheckpointError, match="holds no runs"):
+        learning.main([str(tmp_path)])
+
 
 @pytest.mark.parametrize("args, message", [
     (["--config", "missing.yaml"], "config file 'missing.yaml' not found"),

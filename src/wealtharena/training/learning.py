@@ -1,0 +1,162 @@
+"""How far training moved each policy: paired changes from the untrained start, per seed and split.
+
+    python -m wealtharena.training.learning checkpoints/default                 # latest checkpoints
+    python -m wealtharena.training.learning checkpoints/default --iteration 40 --splits validation train test
+
+For every run of an experiment (`train.py --seeds ...` writes `<experiment>/<time>-s<seed>/`), each
+agent acts deterministically over training-length episodes of a split (as validation does: from
+cash, fresh risk and reward state, one episode starting every `stride` days), once with the
+trained policies and once with the untrained start. The untrained asset-shared policy outputs
+exactly 0 for every score (its last layers start at 0, tested in tests/training/test_models.py), so
+the start is zero actions: the equal-weight book under each profile's limits, the same for every
+seed. The change of each policy's mean episode reward comes with its standard error paired window
+by window (the market of a window moves both runs alike), and across seeds with the mean, its
+standard error over seeds and how many seeds rise. This is the table in the README; the train
+split shows whether a policy learnt its reward in-sample, the other splits whether that carries
+over.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wealtharena.config import Config, config_from_dict
+from wealtharena.errors import CheckpointError, ConfigError
+
+log = logging.getLogger(__name__)
+
+TRAIN_STRIDE = 63                 # the train split is 25 years: a window every quarter (96 episodes)
+
+
+def seed_runs(experiment_dir: Path) -> dict[int, Path]:
+    """seed -> its newest run folder in `experiment_dir` (folders end in -s<seed>)."""
+    runs: dict[int, Path] = {}
+    for run in sorted(Path(experiment_dir).glob("*-s*")):
+        tail = run.name.rsplit("-s", 1)[-1]
+        if run.is_dir() and tail.isdigit():
+            runs[int(tail)] = run                              # sorted by time: the newest wins
+    if not runs:
+        raise CheckpointError(f"{experiment_dir} holds no runs (folders named <time>-s<seed>, as train.py "
+                              "writes them under checkpoints/<experiment>/)")
+    return dict(sorted(runs.items()))
+
+
+def run_checkpoint(run: Path, iteration: int | None) -> Path:
+    if iteration is None:
+        latest = run / "latest.json"
+        if not latest.is_file():
+            raise CheckpointError(f"{run} has no latest.json: give --iteration")
+        return run / json.loads(latest.read_text())["path"]
+    path = run / f"iter_{iteration:06d}"
+    if not path.is_dir():
+        have = sorted(p.name for p in run.glob("iter_*"))
+        raise CheckpointError(f"{run} has no checkpoint for iteration {iteration} (it has {', '.join(have)})")
+    return path
+
+
+def paired_changes(cfg: Config, act_rows, split: str, stride: int, data=None,
+                   start: dict[str, np.ndarray] | None = None) -> dict[str, tuple[float, float]]:
+    """profile -> (mean change of episode reward from the zero-action start, its paired SE)."""
+    from wealtharena.evaluation.backtest import run_episodes
+
+    if start is None:
+        start = untrained_rewards(cfg, split, stride, data)
+    trained = run_episodes(cfg, act_rows, split, stride, data=data).per_window()
+    out = {}
+    for p, rewards in trained.items():
+        d = rewards - start[p]
+        out[p] = (float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan"))
+    return out
+
+
+def untrained_rewards(cfg: Config, split: str, stride: int, data=None) -> dict[str, np.ndarray]:
+    """profile -> [windows] episode reward of the untrained (zero-action) policies."""
+    from wealtharena.envs.core import load_env_data
+    from wealtharena.evaluation.backtest import run_episodes
+
+    data = data or load_env_data(cfg)
+    n = len(data.market.tickers) + 1
+    return run_episodes(cfg, lambda obs, profiles: np.zeros((obs.shape[0], n), dtype=np.float32), split, stride,
+                        data=data).per_window()
+
+
+def learning_table(experiment_dir: Path, iteration: int | None, splits: list[str],
+                   train_stride: int = TRAIN_STRIDE) -> pd.DataFrame:
+    """One row per (seed, split, policy): change, paired SE, episodes; from each run's own config."""
+    from wealtharena.envs.core import load_env_data
+    from wealtharena.training.inference import PolicyActor
+    from wealtharena.training.trainer import read_meta
+
+    rows = []
+    starts: dict[tuple[str, str, int], dict[str, np.ndarray]] = {}
+    for seed, run in seed_runs(experiment_dir).items():
+        path = run_checkpoint(run, iteration)
+        meta = read_meta(path)
+        cfg = config_from_dict(meta["config"], source=str(path / "wealtharena.json"))
+        if cfg.training.algorithm == "sac" or cfg.training.network != "asset_shared":
+            raise ConfigError(f"{run}: the learning table needs PPO or A2C on the asset-shared network, whose "
+                              "untrained policy is exactly the zero-action book (this run uses "
+                              f"{cfg.training.algorithm} / {cfg.training.network})")
+        data = load_env_data(cfg)
+        actor = PolicyActor.from_checkpoint(path, cfg)
+        for split in splits:
+            stride = train_stride if split == "train" else cfg.training.eval_stride
+            key = (cfg.fingerprint(), split, stride)
+            if key not in starts:
+                starts[key] = untrained_rewards(cfg, split, stride, data)
+            for p, (change, se) in paired_changes(cfg, actor.act_rows, split, stride, data, starts[key]).items():
+                rows.append({"seed": seed, "iteration": meta.get("iteration", iteration), "split": split,
+                             "policy": p, "change": change, "se": se, "episodes": len(starts[key][p])})
+        log.info("seed %d (%s) done", seed, path)
+    return pd.DataFrame(rows)
+
+
+def render(table: pd.DataFrame) -> str:
+    """Seeds down, splits across, `change (SE)` per policy; then mean (SE over seeds) and rises."""
+    policies = list(dict.fromkeys(table["policy"]))
+    lines = []
+    for split, part in table.groupby("split", sort=False):
+        lines.append(f"\n{split} split: change of mean episode reward from the untrained start "
+                     f"({int(part['episodes'].iloc[0])} episodes, paired SE in brackets)")
+        wide = part.pivot(index="seed", columns="policy", values=["change", "se"])
+        out = pd.DataFrame({p: [f"{c:+.2f} ({s:.2f})" for c, s in zip(wide["change"][p], wide["se"][p])]
+                            for p in policies}, index=wide.index)
+        changes = wide["change"][policies]
+        n = len(changes)
+        sem = changes.std(ddof=1) / np.sqrt(n) if n > 1 else changes * np.nan
+        out.loc["mean (SE over seeds)"] = [f"{changes[p].mean():+.2f} ({sem[p]:.2f})" for p in policies]
+        out.loc["seeds that rise"] = [f"{int((changes[p] > 0).sum())} of {n}" for p in policies]
+        lines.append(out.to_string())
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from wealtharena.cli import setup_logging
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiment", type=Path, help="an experiment folder: checkpoints/<experiment>")
+    p.add_argument("--iteration", type=int, help="checkpoint iteration of every run (default: each run's latest)")
+    p.add_argument("--splits", nargs="+", default=["validation", "train"], choices=["train", "validation", "test"],
+                   help="splits to measure on (default: validation train); the test split is for a final look")
+    p.add_argument("--train-stride", type=int, default=TRAIN_STRIDE, help="days between train-split episodes")
+    args = p.parse_args(argv)
+    setup_logging()
+    table = learning_table(args.experiment, args.iteration, args.splits, args.train_stride)
+    print(render(table))
+    name = f"learning-{args.iteration if args.iteration is not None else 'latest'}.csv"
+    table.to_csv(args.experiment / name, index=False)
+    print(f"\nwrote {args.experiment / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    from wealtharena.cli import run_cli
+
+    sys.exit(run_cli(main))
