@@ -14,9 +14,9 @@ log = logging.getLogger("wealtharena")
 def fixed_hash_seed() -> None:
     """Re-run this process with PYTHONHASHSEED=0 unless the user chose a hash seed.
 
-    RLlib's learner visits the policies in the order of a set of policy ids (string hashes) when it
-    draws each policy's minibatch shuffles, so under Python's default random hash seed two runs of the
-    same config and seed agree on their first iteration only. Ray's workers get PYTHONHASHSEED=0
+    RLlib's learner shuffles each policy's batch with numpy's global RNG, visiting the policies in
+    an order that comes from sets of policy ids (string hashes), so under Python's default random
+    hash seed two runs of the same config and seed agree on their first iteration only. Ray's workers get PYTHONHASHSEED=0
     from the runtime env; the driver can only get it at interpreter start, hence the re-exec (once:
     the variable is then set). A user's own value ("1", ...) is kept: runs are reproducible per value."""
     if os.environ.get("PYTHONHASHSEED", "random") == "random":

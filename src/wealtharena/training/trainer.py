@@ -301,7 +301,7 @@ def train(cfg: Config, experiment: str, iterations: int | None = None, checkpoin
 
     register()
     if os.environ.get("PYTHONHASHSEED", "random") == "random":
-        log.warning("PYTHONHASHSEED is not set: iterations after the first will differ between processes "
+        log.warning("PYTHONHASHSEED is not set: iterations after the first may differ between processes "
                     "(RLlib's learner iterates over a set of policy ids); start Python with PYTHONHASHSEED=0 "
                     "for bit-identical runs (train.py does this itself)")
     iterations = iterations or cfg.training.iterations
