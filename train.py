@@ -159,15 +159,10 @@ def learning_curve(result) -> str:
 def change_se(first: dict, last: dict) -> dict[str, float]:
     """Standard error of each policy's change in mean episode reward between two validations on
     the same windows (paired: window by window), where both recorded their per-window rewards."""
-    import numpy as np
+    from wealtharena.evaluation.backtest import paired_change
 
     a, b = first.get("policy_window_rewards") or {}, last.get("policy_window_rewards") or {}
-    out = {}
-    for p in a.keys() & b.keys():
-        if len(a[p]) == len(b[p]) > 1:
-            d = np.asarray(b[p]) - np.asarray(a[p])
-            out[p] = float(d.std(ddof=1) / np.sqrt(len(d)))
-    return out
+    return {p: paired_change(a[p], b[p])[1] for p in a.keys() & b.keys() if len(a[p]) == len(b[p]) > 1}
 
 
 def plot_training(result):
@@ -220,12 +215,14 @@ def evaluate_seeds(experiment_dir: Path, seeds: list[int], split: str, config: s
     """Evaluate the newest run of each seed in an experiment folder (runs are named <stamp>-s<seed>)."""
     if not experiment_dir.is_dir():
         raise CheckpointError(f"{experiment_dir} is not an experiment folder (checkpoints/<experiment>)")
+    from wealtharena.training.learning import seed_runs
+
+    runs = seed_runs(experiment_dir)
     tables = {}
     for seed in seeds:
-        runs = sorted(p for p in experiment_dir.glob(f"*-s{seed}") if p.is_dir())
-        if not runs:
+        if seed not in runs:
             raise CheckpointError(f"no run for seed {seed} in {experiment_dir} (run folders end in -s<seed>)")
-        run = runs[-1]
+        run = runs[seed]
         tables[seed] = evaluate_checkpoint(run / "best" if (run / "best").is_dir() else run, split, config, overrides)
     report_seeds(tables, experiment_dir, split)
     return 0

@@ -107,6 +107,14 @@ def run_agents(cfg: Config, act: ActFn, split: str, data: EnvData | None = None)
             for j, a in enumerate(ids)]
 
 
+def paired_change(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
+    """Mean change between two evaluations of the same windows and its standard error, paired
+    window by window (the market of a window moves both alike); SE nan for a single window."""
+    d = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return float(d.mean()), se
+
+
 @dataclass
 class EpisodeSet:
     """Episode rewards of every agent over many fixed windows of a split."""

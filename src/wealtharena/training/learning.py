@@ -18,7 +18,6 @@ over.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ from wealtharena.errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
 
-TRAIN_STRIDE = 63                 # the train split is 25 years: a window every quarter (96 episodes)
+TRAIN_STRIDE = 63                 # the train split is 25 years: an episode every quarter
 
 
 def seed_runs(experiment_dir: Path) -> dict[int, Path]:
@@ -48,11 +47,11 @@ def seed_runs(experiment_dir: Path) -> dict[int, Path]:
 
 
 def run_checkpoint(run: Path, iteration: int | None) -> Path:
+    """The run's checkpoint of `iteration`, or its latest (None)."""
+    from wealtharena.training.trainer import resolve_checkpoint
+
     if iteration is None:
-        latest = run / "latest.json"
-        if not latest.is_file():
-            raise CheckpointError(f"{run} has no latest.json: give --iteration")
-        return run / json.loads(latest.read_text())["path"]
+        return resolve_checkpoint(run)
     path = run / f"iter_{iteration:06d}"
     if not path.is_dir():
         have = sorted(p.name for p in run.glob("iter_*"))
@@ -60,19 +59,14 @@ def run_checkpoint(run: Path, iteration: int | None) -> Path:
     return path
 
 
-def paired_changes(cfg: Config, act_rows, split: str, stride: int, data=None,
-                   start: dict[str, np.ndarray] | None = None) -> dict[str, tuple[float, float]]:
-    """profile -> (mean change of episode reward from the zero-action start, its paired SE)."""
-    from wealtharena.evaluation.backtest import run_episodes
+def paired_changes(cfg: Config, act_rows, split: str, stride: int, data,
+                   start: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """profile -> (mean change of episode reward from `start` (per-window rewards of the untrained
+    policies, `untrained_rewards`), its paired SE)."""
+    from wealtharena.evaluation.backtest import paired_change, run_episodes
 
-    if start is None:
-        start = untrained_rewards(cfg, split, stride, data)
     trained = run_episodes(cfg, act_rows, split, stride, data=data).per_window()
-    out = {}
-    for p, rewards in trained.items():
-        d = rewards - start[p]
-        out[p] = (float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan"))
-    return out
+    return {p: paired_change(start[p], rewards) for p, rewards in trained.items()}
 
 
 def untrained_rewards(cfg: Config, split: str, stride: int, data=None) -> dict[str, np.ndarray]:
