@@ -35,12 +35,19 @@ def test_windows_equal_single_episodes(cfg):
     assert result.starts[0] == dates[lo]
     for w in (0, len(result.starts) // 2, len(result.starts) - 1):
         obs = single.core.reset(_Start(dates.index(result.starts[w])), LENGTH)
-        total = np.zeros(5)
+        total, terms = np.zeros(5), np.zeros((5, 7))
         for _ in range(LENGTH):
             active = ~single.core.done
             obs, rew, _, _ = single.core.step(act(obs, single.core.profiles))
             total += np.where(active, rew, 0.0)
+            terms += np.where(active[:, None], single.core.reward.contrib, 0.0)
         np.testing.assert_allclose(result.rewards[w], total, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(result.terms[w], terms, rtol=0, atol=1e-9)
+    # the weighted terms of every episode add up to its reward, and move (a momentum book is not idle)
+    np.testing.assert_allclose(result.terms.sum(axis=2), result.rewards, rtol=0, atol=1e-9)
+    assert (np.abs(result.terms).sum(axis=(0, 1)) > 0).all()
+    per_term = result.per_window_terms()["aggressive"]
+    np.testing.assert_allclose(per_term, result.terms[:, [3, 4]].mean(axis=1))
     by_policy = result.by_policy()
     assert set(by_policy) == {"conservative", "balanced", "aggressive"}
     assert by_policy["balanced"][0] == pytest.approx(result.rewards[:, 2].mean())

@@ -167,6 +167,10 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
     assert "seeds that rise" in capsys.readouterr().out
     table = __import__("pandas").read_csv(tmp_path / "checkpoints" / "e2e" / "learning-latest.csv")
     assert (table["change"].abs() > 1e-6).all() and (table["se"] > 0).all()     # the policies did move
+    terms = table[[c for c in table.columns if c.startswith("term.")]]
+    assert terms.shape[1] == 7 and np.allclose(terms.sum(axis=1), table["change"], atol=1e-9)
+    assert learning.main([str(tmp_path / "checkpoints" / "e2e"), "--splits", "validation", "--terms"]) == 0
+    assert "change of each weighted reward term" in capsys.readouterr().out
     for run in runs:
         meta = read_meta(run / json.loads((run / "latest.json").read_text())["path"])
         first, last = meta["validation"][0], meta["validation"][-1]

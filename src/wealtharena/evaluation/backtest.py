@@ -15,6 +15,7 @@ import pandas as pd
 
 from wealtharena.config import Config, RiskConfig
 from wealtharena.envs.core import EnvData, load_env_data, usable_rows
+from wealtharena.envs.rewards import TERMS
 from wealtharena.portfolio import PortfolioManager, metrics
 from wealtharena.portfolio.risk import REASONS
 
@@ -124,11 +125,18 @@ class EpisodeSet:
     rewards: np.ndarray               # [windows, agents] summed reward of each agent's episode
     agents: list[str]
     profiles: list[str]
+    terms: np.ndarray                 # [windows, agents, 7] the same sums per weighted term (adding up to `rewards`)
+
+    def _columns(self, p: str) -> list[int]:
+        return [j for j, q in enumerate(self.profiles) if q == p]
 
     def per_window(self) -> dict[str, np.ndarray]:
         """profile -> [windows] episode reward of its agents (their mean) in each window."""
-        return {p: self.rewards[:, [j for j, q in enumerate(self.profiles) if q == p]].mean(axis=1)
-                for p in dict.fromkeys(self.profiles)}
+        return {p: self.rewards[:, self._columns(p)].mean(axis=1) for p in dict.fromkeys(self.profiles)}
+
+    def per_window_terms(self) -> dict[str, np.ndarray]:
+        """profile -> [windows, 7] its agents' mean episode sum of each weighted term (`rewards.TERMS`)."""
+        return {p: self.terms[:, self._columns(p)].mean(axis=1) for p in dict.fromkeys(self.profiles)}
 
     def by_policy(self) -> dict[str, tuple[float, float]]:
         """profile -> (mean episode reward, its standard error over windows)."""
@@ -157,15 +165,18 @@ def run_episodes(cfg: Config, act_rows: Callable[[np.ndarray, list[str]], np.nda
     core = TradingCore(cfg, profiles, split, data=data, desk=cfg.env.desk_observation, n_envs=len(starts))
     obs = core.reset(None, length, starts=starts)
     rewards = np.zeros(core.k)
+    terms = np.zeros((core.k, len(TERMS)))
     for _ in range(length):
         active = ~core.done
         obs, rew, _, truncated = core.step(act_rows(obs, core.profiles))
         rewards += np.where(active, rew, 0.0)
+        terms += np.where(active[:, None], core.reward.contrib, 0.0)
         if truncated.all() or core.done.all():
             break
     a = core.n_agents
     return EpisodeSet(starts=[str(data.market.dates[t]) for t in starts.tolist()], length=length,
-                      rewards=rewards.reshape(len(starts), a), agents=[x.id for x in cfg.agents], profiles=profiles)
+                      rewards=rewards.reshape(len(starts), a), agents=[x.id for x in cfg.agents], profiles=profiles,
+                      terms=terms.reshape(len(starts), a, len(TERMS)))
 
 
 def run_weights(cfg: Config, name: str, weights_at: Callable[[int], np.ndarray], split: str,

@@ -2,6 +2,7 @@
 
     python -m wealtharena.training.learning checkpoints/default                 # latest checkpoints
     python -m wealtharena.training.learning checkpoints/default --iteration 40 --splits validation train test
+    python -m wealtharena.training.learning checkpoints/default --terms      # and which reward terms moved
 
 For every run of an experiment (`train.py --seeds ...` writes `<experiment>/<time>-s<seed>/`), each
 agent acts deterministically over training-length episodes of a split (as validation does: from
@@ -13,7 +14,8 @@ seed. The change of each policy's mean episode reward comes with its standard er
 by window (the market of a window moves both runs alike), and across seeds with the mean, its
 standard error over seeds and how many seeds rise. This is the table in the README; the train
 split shows whether a policy learnt its reward in-sample, the other splits whether that carries
-over.
+over. `--terms` splits each change into the seven weighted reward terms (they add up to it): what
+a policy gained or gave up, e.g. momentum alignment against realised profit.
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from wealtharena.config import Config, config_from_dict
+from wealtharena.envs.rewards import TERMS
 from wealtharena.errors import CheckpointError, ConfigError
+from wealtharena.evaluation.backtest import EpisodeSet
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +64,31 @@ def run_checkpoint(run: Path, iteration: int | None) -> Path:
 
 
 def paired_changes(cfg: Config, act_rows, split: str, stride: int, data,
-                   start: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
-    """profile -> (mean change of episode reward from `start` (per-window rewards of the untrained
-    policies, `untrained_rewards`), its paired SE)."""
+                   start: EpisodeSet) -> dict[str, dict[str, float]]:
+    """profile -> {"change": mean change of episode reward from `start` (the untrained policies'
+    episodes, `untrained_episodes`), "se": its paired SE, "term.<name>": the mean change of each
+    weighted reward term (they add up to "change")}."""
     from wealtharena.evaluation.backtest import paired_change, run_episodes
 
-    trained = run_episodes(cfg, act_rows, split, stride, data=data).per_window()
-    return {p: paired_change(start[p], rewards) for p, rewards in trained.items()}
+    trained = run_episodes(cfg, act_rows, split, stride, data=data)
+    before, before_terms, after_terms = start.per_window(), start.per_window_terms(), trained.per_window_terms()
+    out = {}
+    for p, rewards in trained.per_window().items():
+        change, se = paired_change(before[p], rewards)
+        term_change = (after_terms[p] - before_terms[p]).mean(axis=0)
+        out[p] = {"change": change, "se": se, **{f"term.{t}": float(c) for t, c in zip(TERMS, term_change)}}
+    return out
 
 
-def untrained_rewards(cfg: Config, split: str, stride: int, data=None) -> dict[str, np.ndarray]:
-    """profile -> [windows] episode reward of the untrained (zero-action) policies."""
+def untrained_episodes(cfg: Config, split: str, stride: int, data=None) -> EpisodeSet:
+    """The untrained (zero-action) policies' episodes of `split`."""
     from wealtharena.envs.core import load_env_data
     from wealtharena.evaluation.backtest import run_episodes
 
     data = data or load_env_data(cfg)
     n = len(data.market.tickers) + 1
     return run_episodes(cfg, lambda obs, profiles: np.zeros((obs.shape[0], n), dtype=np.float32), split, stride,
-                        data=data).per_window()
+                        data=data)
 
 
 def learning_table(experiment_dir: Path, iteration: int | None, splits: list[str],
@@ -88,7 +99,7 @@ def learning_table(experiment_dir: Path, iteration: int | None, splits: list[str
     from wealtharena.training.trainer import read_meta
 
     rows = []
-    starts: dict[tuple[str, str, int], dict[str, np.ndarray]] = {}
+    starts: dict[tuple[str, str, int], EpisodeSet] = {}
     for seed, run in seed_runs(experiment_dir).items():
         path = run_checkpoint(run, iteration)
         meta = read_meta(path)
@@ -103,10 +114,10 @@ def learning_table(experiment_dir: Path, iteration: int | None, splits: list[str
             stride = train_stride if split == "train" else cfg.training.eval_stride
             key = (cfg.fingerprint(), split, stride)
             if key not in starts:
-                starts[key] = untrained_rewards(cfg, split, stride, data)
-            for p, (change, se) in paired_changes(cfg, actor.act_rows, split, stride, data, starts[key]).items():
+                starts[key] = untrained_episodes(cfg, split, stride, data)
+            for p, changes in paired_changes(cfg, actor.act_rows, split, stride, data, starts[key]).items():
                 rows.append({"seed": seed, "iteration": meta.get("iteration", iteration), "split": split,
-                             "policy": p, "change": change, "se": se, "episodes": len(starts[key][p])})
+                             "policy": p, **changes, "episodes": len(starts[key].starts)})
         log.info("seed %d (%s) done", seed, path)
     return pd.DataFrame(rows)
 
@@ -130,6 +141,21 @@ def render(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def render_terms(table: pd.DataFrame) -> str:
+    """Per split: the change of each weighted reward term, per policy and seed, then the mean over seeds."""
+    cols = [f"term.{t}" for t in TERMS]
+    lines = []
+    for split, part in table.groupby("split", sort=False):
+        lines.append(f"\n{split} split: change of each weighted reward term from the untrained start "
+                     "(episode sums, mean over episodes; the terms add up to the change)")
+        for policy, rows in part.groupby("policy", sort=False):
+            out = rows.set_index("seed")[cols + ["change"]].rename(columns=lambda c: c.removeprefix("term."))
+            out.loc["mean"] = out.mean()
+            out.index = [f"{policy} {i}" if i != "mean" else f"{policy} mean" for i in out.index]
+            lines.append(out.to_string(float_format=lambda x: f"{x:+.2f}"))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     from wealtharena.cli import setup_logging
 
@@ -140,10 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--splits", nargs="+", default=["validation", "train"], choices=["train", "validation", "test"],
                    help="splits to measure on (default: validation train); the test split is for a final look")
     p.add_argument("--train-stride", type=int, default=TRAIN_STRIDE, help="days between train-split episodes")
+    p.add_argument("--terms", action="store_true",
+                   help="also print each change split into the weighted reward terms (always in the CSV)")
     args = p.parse_args(argv)
     setup_logging()
     table = learning_table(args.experiment, args.iteration, args.splits, args.train_stride)
     print(render(table))
+    if args.terms:
+        print(render_terms(table))
     name = f"learning-{args.iteration if args.iteration is not None else 'latest'}.csv"
     table.to_csv(args.experiment / name, index=False)
     print(f"\nwrote {args.experiment / name}")
