@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from wealtharena.config import Config, config_from_dict
+from wealtharena.envs.core import load_env_data
 from wealtharena.envs.rewards import TERMS
 from wealtharena.errors import CheckpointError, ConfigError
-from wealtharena.evaluation.backtest import EpisodeSet
+from wealtharena.evaluation.backtest import EpisodeSet, paired_change, run_episodes
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ def paired_changes(cfg: Config, act_rows, split: str, stride: int, data,
     """profile -> {"change": mean change of episode reward from `start` (the untrained policies'
     episodes, `untrained_episodes`), "se": its paired SE, "term.<name>": the mean change of each
     weighted reward term (they add up to "change")}."""
-    from wealtharena.evaluation.backtest import paired_change, run_episodes
-
     trained = run_episodes(cfg, act_rows, split, stride, data=data)
     before, before_terms, after_terms = start.per_window(), start.per_window_terms(), trained.per_window_terms()
     out = {}
@@ -82,9 +81,6 @@ def paired_changes(cfg: Config, act_rows, split: str, stride: int, data,
 
 def untrained_episodes(cfg: Config, split: str, stride: int, data=None) -> EpisodeSet:
     """The untrained (zero-action) policies' episodes of `split`."""
-    from wealtharena.envs.core import load_env_data
-    from wealtharena.evaluation.backtest import run_episodes
-
     data = data or load_env_data(cfg)
     n = len(data.market.tickers) + 1
     return run_episodes(cfg, lambda obs, profiles: np.zeros((obs.shape[0], n), dtype=np.float32), split, stride,
@@ -94,7 +90,6 @@ def untrained_episodes(cfg: Config, split: str, stride: int, data=None) -> Episo
 def learning_table(experiment_dir: Path, iteration: int | None, splits: list[str],
                    train_stride: int = TRAIN_STRIDE) -> pd.DataFrame:
     """One row per (seed, split, policy): change, paired SE, episodes; from each run's own config."""
-    from wealtharena.envs.core import load_env_data
     from wealtharena.training.inference import PolicyActor
     from wealtharena.training.trainer import read_meta
 
