@@ -19,6 +19,9 @@ from wealtharena.envs.rewards import TERMS
 from wealtharena.portfolio import PortfolioManager, metrics
 from wealtharena.portfolio.risk import REASONS
 
+# Episodes on the 25-year train split start every quarter (validation and test: every training.eval_stride days).
+TRAIN_STRIDE = 63
+
 # Maps {agent id: observation} to {agent id: action}.
 ActFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 

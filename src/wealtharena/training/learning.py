@@ -31,11 +31,9 @@ from wealtharena.config import Config, config_from_dict
 from wealtharena.envs.core import load_env_data
 from wealtharena.envs.rewards import TERMS
 from wealtharena.errors import CheckpointError, ConfigError
-from wealtharena.evaluation.backtest import EpisodeSet, paired_change, run_episodes
+from wealtharena.evaluation.backtest import TRAIN_STRIDE, EpisodeSet, paired_change, run_episodes
 
 log = logging.getLogger(__name__)
-
-TRAIN_STRIDE = 63                 # the train split is 25 years: an episode every quarter
 
 
 def seed_runs(experiment_dir: Path) -> dict[int, Path]:

@@ -1,0 +1,127 @@
+"""Hand-written books through the training env: how much a reward pays for a simple rule.
+
+    python -m wealtharena.evaluation.books ret_21:0.1 ret_63:0.1 cash:mkt_vol_21:0.3
+    python -m wealtharena.evaluation.books --config production_config ret_21:0.1+cash:mkt_vol_21:0.3 --splits train
+
+A book is scores instead of a policy's actions, mapped to a portfolio exactly as actions are
+(softmax(action_scale * tanh(score)), moved `rebalance_speed` of the way, through the risk
+limits, with costs): `FEATURE:C` scores every asset C x its z-scored feature of the day (one of the
+per-asset features, e.g. ret_21, vol_63, dist_high_252), `cash:FEATURE:C` scores cash C x a market
+feature (e.g. mkt_vol_21); `+` adds parts. Every profile holds the book over the same
+training-length episodes as `wealtharena.training.learning` (one starting every 63 days on the
+train split, every `training.eval_stride` days elsewhere), and the table gives each profile's mean
+episode reward beside the equal-weight book (all scores 0, the untrained policies' book). Use it
+to see what a reward has to offer before training on it: a rule that gains on the train split but
+not out of sample is one a policy will learn and lose.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from wealtharena.config import Config, load_config
+from wealtharena.envs.core import EnvData, load_env_data, observation_names
+from wealtharena.errors import ConfigError
+from wealtharena.evaluation.backtest import TRAIN_STRIDE, run_episodes
+
+log = logging.getLogger(__name__)
+
+
+def book_scores(spec: str, data: EnvData, desk: bool) -> Callable[[np.ndarray, list[str]], np.ndarray]:
+    """`spec` (e.g. "ret_21:0.1+cash:mkt_vol_21:0.3") -> act_rows(obs [K, D], profiles) -> scores [K, N+1]."""
+    names = observation_names(data, desk)
+    index = {n: i for i, n in enumerate(names)}
+    tickers = data.market.tickers
+    asset_parts: list[tuple[np.ndarray, float]] = []
+    cash_parts: list[tuple[int, float]] = []
+    for part in spec.split("+"):
+        fields = part.split(":")
+        try:
+            coef = float(fields[-1])
+        except ValueError:
+            coef = None
+        if coef is None or len(fields) not in (2, 3) or (len(fields) == 3 and fields[0] != "cash"):
+            raise ConfigError(f"book '{spec}': part '{part}' is not FEATURE:C or cash:FEATURE:C "
+                              "(e.g. ret_21:0.1 or cash:mkt_vol_21:0.3)")
+        if len(fields) == 3:
+            col = index.get(f"market.{fields[1]}")
+            if col is None:
+                raise ConfigError(f"book '{spec}': no market feature '{fields[1]}'; known: "
+                                  f"{', '.join(data.features.market_names)}")
+            cash_parts.append((col, coef))
+        else:
+            cols = [index.get(f"{fields[0]}.{t}.t-0") for t in tickers]
+            if None in cols:
+                raise ConfigError(f"book '{spec}': no per-asset feature '{fields[0]}'; known: "
+                                  f"{', '.join(data.features.asset_names)}")
+            asset_parts.append((np.array(cols), coef))
+    n = len(tickers)
+
+    def act_rows(obs: np.ndarray, profiles: list[str]) -> np.ndarray:
+        scores = np.zeros((obs.shape[0], n + 1), dtype=np.float32)
+        for cols, coef in asset_parts:
+            scores[:, :n] += coef * obs[:, cols]
+        for col, coef in cash_parts:
+            scores[:, n] += coef * obs[:, col]
+        return scores
+    return act_rows
+
+
+def books_table(cfg: Config, specs: list[str], splits: list[str], train_stride: int = TRAIN_STRIDE,
+                data: EnvData | None = None) -> pd.DataFrame:
+    """Rows (book, split), columns the profiles: mean episode reward; the first book is equal weight."""
+    data = data or load_env_data(cfg)
+    n = len(data.market.tickers) + 1
+    acts = {"equal weight": lambda obs, profiles: np.zeros((obs.shape[0], n), dtype=np.float32)}
+    for spec in specs:
+        acts[spec] = book_scores(spec, data, cfg.env.desk_observation)       # every spec checked before any run
+    rows = []
+    for name, act in acts.items():
+        for split in splits:
+            stride = train_stride if split == "train" else cfg.training.eval_stride
+            by_policy = run_episodes(cfg, act, split, stride, data=data).by_policy()
+            rows.append({"book": name, "split": split, **{p: m for p, (m, _) in by_policy.items()}})
+        log.info("book %s done", name)
+    return pd.DataFrame(rows)
+
+
+def render(table: pd.DataFrame) -> str:
+    """One block per split: each book's mean episode reward per profile and its change from equal weight."""
+    profiles = [c for c in table.columns if c not in ("book", "split")]
+    lines = []
+    for split, part in table.groupby("split", sort=False):
+        part = part.set_index("book")[profiles]
+        base = part.loc["equal weight"]
+        out = pd.DataFrame({p: [f"{v:7.2f}" if b == "equal weight" else f"{v:7.2f} ({v - base[p]:+.2f})"
+                                for b, v in part[p].items()] for p in profiles}, index=part.index)
+        lines.append(f"\n{split} split: mean episode reward per profile (change from equal weight)")
+        lines.append(out.to_string())
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from wealtharena.cli import setup_logging
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("books", nargs="+", help="FEATURE:C or cash:FEATURE:C, parts joined by +")
+    p.add_argument("--config", help="YAML config: a path, or a name under config/ (default: config/default.yaml)")
+    p.add_argument("--splits", nargs="+", default=["train", "validation"], choices=["train", "validation", "test"],
+                   help="splits to run on (default: train validation); the test split is for a final look")
+    p.add_argument("--train-stride", type=int, default=TRAIN_STRIDE, help="days between train-split episodes")
+    args = p.parse_args(argv)
+    setup_logging()
+    table = books_table(load_config(args.config), args.books, args.splits, args.train_stride)
+    print(render(table))
+    return 0
+
+
+if __name__ == "__main__":
+    from wealtharena.cli import run_cli
+
+    sys.exit(run_cli(main))
