@@ -16,9 +16,9 @@ def fixed_hash_seed() -> None:
 
     RLlib's learner shuffles each policy's batch with numpy's global RNG, visiting the policies in
     an order that comes from sets of policy ids (string hashes), so under Python's default random
-    hash seed two runs of the same config and seed agree on their first iteration only. Ray's workers get PYTHONHASHSEED=0
-    from the runtime env; the driver can only get it at interpreter start, hence the re-exec (once:
-    the variable is then set). A user's own value ("1", ...) is kept: runs are reproducible per value."""
+    hash seed two runs of the same config and seed agree on their first iteration only. Ray's
+    workers get PYTHONHASHSEED=0 from the runtime env; the driver can only get it at interpreter
+    start, hence the re-exec (once: the variable is then set). A user's own value ("1", ...) is kept: runs are reproducible per value."""
     if os.environ.get("PYTHONHASHSEED", "random") == "random":
         os.environ["PYTHONHASHSEED"] = "0"
         sys.stdout.flush()

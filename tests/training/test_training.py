@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import TINY
@@ -165,7 +166,7 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
 
     assert learning.main([str(tmp_path / "checkpoints" / "e2e"), "--splits", "validation"]) == 0
     assert "seeds that rise" in capsys.readouterr().out
-    table = __import__("pandas").read_csv(tmp_path / "checkpoints" / "e2e" / "learning-latest.csv")
+    table = pd.read_csv(tmp_path / "checkpoints" / "e2e" / "learning-latest.csv")
     assert (table["change"].abs() > 1e-6).all() and (table["se"] > 0).all()     # the policies did move
     terms = table[[c for c in table.columns if c.startswith("term.")]]
     assert terms.shape[1] == 7 and np.allclose(terms.sum(axis=1), table["change"], atol=1e-9)

@@ -150,6 +150,12 @@ class EpisodeSet:
         return out
 
 
+def zero_scores(n_assets: int) -> Callable[[np.ndarray, list[str]], np.ndarray]:
+    """act_rows giving every row all-zero scores: the equal-weight book (1/(N+1) per asset and in
+    cash before the limits), which is what an untrained asset-shared policy holds."""
+    return lambda obs, profiles: np.zeros((obs.shape[0], n_assets + 1), dtype=np.float32)
+
+
 def run_episodes(cfg: Config, act_rows: Callable[[np.ndarray, list[str]], np.ndarray], split: str,
                  stride: int, length: int | None = None, data: EnvData | None = None) -> EpisodeSet:
     """Every agent, deterministically, over training-length episodes of `split` that start every

@@ -27,7 +27,7 @@ import pandas as pd
 from wealtharena.config import Config, load_config
 from wealtharena.envs.core import EnvData, load_env_data, observation_names
 from wealtharena.errors import ConfigError
-from wealtharena.evaluation.backtest import TRAIN_STRIDE, run_episodes
+from wealtharena.evaluation.backtest import TRAIN_STRIDE, run_episodes, zero_scores
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,7 @@ def books_table(cfg: Config, specs: list[str], splits: list[str], train_stride: 
                 data: EnvData | None = None) -> pd.DataFrame:
     """Rows (book, split), columns the profiles: mean episode reward; the first book is equal weight."""
     data = data or load_env_data(cfg)
-    n = len(data.market.tickers) + 1
-    acts = {"equal weight": lambda obs, profiles: np.zeros((obs.shape[0], n), dtype=np.float32)}
+    acts = {"equal weight": zero_scores(len(data.market.tickers))}
     for spec in specs:
         acts[spec] = book_scores(spec, data, cfg.env.desk_observation)       # every spec checked before any run
     rows = []

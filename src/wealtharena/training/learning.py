@@ -31,7 +31,7 @@ from wealtharena.config import Config, config_from_dict
 from wealtharena.envs.core import load_env_data
 from wealtharena.envs.rewards import TERMS
 from wealtharena.errors import CheckpointError, ConfigError
-from wealtharena.evaluation.backtest import TRAIN_STRIDE, EpisodeSet, paired_change, run_episodes
+from wealtharena.evaluation.backtest import TRAIN_STRIDE, EpisodeSet, paired_change, run_episodes, zero_scores
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,7 @@ def paired_changes(cfg: Config, act_rows, split: str, stride: int, data,
 def untrained_episodes(cfg: Config, split: str, stride: int, data=None) -> EpisodeSet:
     """The untrained (zero-action) policies' episodes of `split`."""
     data = data or load_env_data(cfg)
-    n = len(data.market.tickers) + 1
-    return run_episodes(cfg, lambda obs, profiles: np.zeros((obs.shape[0], n), dtype=np.float32), split, stride,
-                        data=data)
+    return run_episodes(cfg, zero_scores(len(data.market.tickers)), split, stride, data=data)
 
 
 def learning_table(experiment_dir: Path, iteration: int | None, splits: list[str],
