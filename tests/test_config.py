@@ -2,8 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from wealtharena.config import (Config, ServiceSettings, config_from_dict, load_config, redact_url,
-                                resolve_config_path)
+from wealtharena.config import Config, ServiceSettings, config_from_dict, load_config, redact_url, resolve_config_path
 from wealtharena.errors import ConfigError
 
 
@@ -21,6 +20,21 @@ def test_shipped_configs_load_and_bare_names_resolve():
     assert [a.profile for a in production.agents].count("aggressive") == 2
     assert production.profile_risk("conservative").max_position == 0.10
     assert production.profile_risk("balanced").max_position == 0.15
+
+
+def test_the_default_config_file_is_the_schemas_default_run():
+    """`Config()` is config/default.yaml's run: the file only names what it shows."""
+    assert load_config("default").model_dump() == Config().model_dump()
+
+
+def test_every_key_is_documented_and_the_reference_is_current():
+    from wealtharena.config import PROJECT_ROOT, markdown_reference, reference
+
+    missing = [key for key, _, text in reference() if not text]
+    assert missing == []
+    assert (PROJECT_ROOT / "docs" / "configuration.md").read_text() == markdown_reference(), (
+        "docs/configuration.md is stale: python -m wealtharena.config > docs/configuration.md"
+    )
 
 
 def test_missing_config_file_lists_available_names():
@@ -47,8 +61,10 @@ def test_negative_cost_names_key(tmp_path):
 
 
 def test_splits_out_of_order_are_rejected(tmp_path):
-    text = ("data:\n  splits:\n    train: {start: 2000-01-01, end: 2016-12-31}\n"
-            "    validation: {start: 2015-01-01, end: 2018-12-31}\n")
+    text = (
+        "data:\n  splits:\n    train: {start: 2000-01-01, end: 2016-12-31}\n"
+        "    validation: {start: 2015-01-01, end: 2018-12-31}\n"
+    )
     with pytest.raises(ConfigError, match=r"data\.splits.*train ends 2016-12-31 but validation starts 2015-01-01"):
         load_config(_write(tmp_path, text))
 
