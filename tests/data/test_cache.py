@@ -13,8 +13,7 @@ TICKERS = ["AAPL", "MSFT", "KO", "XOM"]
 
 
 def _cfg(cache: dict, tickers=TICKERS):
-    return config_from_dict({"data": {"tickers": tickers, "start": "2010-01-01", "end": "2022-12-31",
-                                      "cache": cache}})
+    return config_from_dict({"data": {"tickers": tickers, "start": "2010-01-01", "end": "2022-12-31", "cache": cache}})
 
 
 def _key(cfg):
@@ -54,15 +53,17 @@ def test_stored_value_is_checksummed_arrow_not_pickle(tmp_path):
     load_market_data(cfg.data, ServiceSettings())
     blob = MarketDataCache(cfg.data.cache).get_bytes(_key(cfg))
     assert blob.startswith(MAGIC)
-    payload = blob[len(MAGIC) + 32:]
-    assert payload[:4] == b"\xff\xff\xff\xff"          # Arrow IPC stream continuation marker
-    assert not payload.startswith(b"\x80")             # no pickle protocol header
+    payload = blob[len(MAGIC) + 32 :]
+    assert payload[:4] == b"\xff\xff\xff\xff"  # Arrow IPC stream continuation marker
+    assert not payload.startswith(b"\x80")  # no pickle protocol header
     assert b"pickle" not in blob and b"cloudpickle" not in blob
     assert list(decode(blob).frames) == TICKERS
 
 
-@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b[:-1] + bytes([b[-1] ^ 0xFF]),
-                                    lambda b: b"\x80\x04garbage", lambda b: b""])
+@pytest.mark.parametrize(
+    "damage",
+    [lambda b: b[: len(b) // 2], lambda b: b[:-1] + bytes([b[-1] ^ 0xFF]), lambda b: b"\x80\x04garbage", lambda b: b""],
+)
 def test_corrupt_value_is_evicted_and_reloaded(tmp_path, damage):
     cfg = _cfg({"dir": str(tmp_path)})
     good = load_market_data(cfg.data, ServiceSettings())
@@ -74,6 +75,20 @@ def test_corrupt_value_is_evicted_and_reloaded(tmp_path, damage):
     again = load_market_data(cfg.data, ServiceSettings())
     assert again.report.cache == "miss" and again.fingerprint() == good.fingerprint()
     assert decode(cache.get_bytes(key)).frames.keys() == good_keys(good)
+
+
+def test_a_key_of_another_redis_type_is_replaced(tmp_path, caplog):
+    """WRONGTYPE: a list (or hash) under the cache key is evicted and replaced by a good value, as a
+    corrupt string is; later loads hit the cache again."""
+    cfg = _cfg({"dir": str(tmp_path)})
+    cache = MarketDataCache(cfg.data.cache)
+    key = _key(cfg)
+    cache.client().delete(key)
+    cache.client().rpush(key, b"not", b"a", b"string")
+    first = load_market_data(cfg.data, ServiceSettings())
+    assert first.report.cache == "miss" and "WRONGTYPE" in caplog.text
+    assert cache.client().type(key) == b"string"
+    assert load_market_data(cfg.data, ServiceSettings()).report.cache == "hit"
 
 
 def good_keys(market):

@@ -22,7 +22,7 @@ def test_sample_provider_loads_the_real_set(sample_market):
     assert m.benchmark_name == "SP500" and m.benchmark is not None and m.benchmark[0] == pytest.approx(359.69)
     assert m.close[0, 0] == pytest.approx(0.264)  # AAPL's adjusted close on 1990-01-02 in the data set
     assert m.split_dates("test") == (date(2019, 1, 2), date(2022, 12, 28))
-    assert m.report.quality.counts["jump"] == 2  # AAPL 2000-09-29 and RRC 1990-04-10, allowed in the config
+    assert m.report.quality.counts["jump"] == 2  # AAPL 2000-09-29 and RRC 1990-04-10, allowed for the sample set
 
 
 def test_sample_provider_rejects_unknown_ticker(cache_dir):
@@ -31,16 +31,78 @@ def test_sample_provider_rejects_unknown_ticker(cache_dir):
         load_market_data(cfg.data)
 
 
-def test_sample_jump_is_an_error_unless_allowed():
-    cfg = config_from_dict({"data": {"tickers": ["AAPL", "MSFT"], "cache": {"enabled": False}}})
-    with pytest.raises(DataQualityError, match=r"'jump' broken for ticker AAPL on 2000-09-29"):
+def test_sample_jumps_are_allowed_events_reported_once_without_a_split_hint(caplog):
+    """The sample set's two jumps are real (AAPL's -52% day of 2000-09-29, a stale RRC quote of 1990):
+    by default they are allowed for it, listed in the load report and logged in one line, and no
+    message calls them an unadjusted split; with warn_only: [] they are errors that say what to do."""
+    import logging
+
+    cfg = config_from_dict({"data": {"tickers": ["AAPL", "MSFT", "RRC"], "cache": {"enabled": False}}})
+    with caplog.at_level(logging.INFO, logger="wealtharena.data"):
+        market = load_market_data(cfg.data)
+    quality = market.report.quality
+    assert [w.split(":")[1].strip() for w in quality.warnings] == ["AAPL 2000-09-29", "RRC 1990-04-10"]
+    lines = [r for r in caplog.records if "data-quality event" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.INFO and "AAPL 2000-09-29" in lines[0].getMessage()
+    assert "unadjusted" not in caplog.text
+    strict = config_from_dict(
+        {"data": {"tickers": ["AAPL", "MSFT"], "cache": {"enabled": False}, "quality": {"warn_only": []}}}
+    )
+    with pytest.raises(
+        DataQualityError,
+        match=r"(?s)'jump' broken for ticker AAPL on 2000-09-29.*"
+        r"unadjusted split.*warn_only: \[jump\]",
+    ):
+        load_market_data(strict.data)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            {"start": "2090-01-01"},
+            r"no data in the range asked for, 2090-01-01 \.\. 2022-12-31 \(data.start \.\. the "
+            r"test split's end\): the sample set holds 1990-01-02 \.\. 2022-12-28",
+        ),
+        (
+            {
+                "start": "2023-06-01",
+                "end": "2024-01-01",
+                "splits": {"test": {"start": "2023-06-01", "end": "2024-01-01"}},
+            },
+            r"2023-06-01 \.\. 2024-01-01 \(data.start \.\. data.end\): the sample set holds",
+        ),
+    ],
+)
+def test_a_range_outside_the_sample_set_is_refused_before_loading(data, message, monkeypatch):
+    from wealtharena.data import providers
+
+    def never(*args, **kwargs):
+        raise AssertionError("the range must be checked before anything is loaded")
+
+    monkeypatch.setattr(providers.SampleProvider, "fetch", never)
+    cfg = config_from_dict({"data": {**data, "cache": {"enabled": False}}})
+    with pytest.raises(DataError, match=message):
+        load_market_data(cfg.data)
+
+
+def test_csv_range_error_names_the_range_asked_for_and_the_files(tmp_path):
+    write_ohlcv_csv(tmp_path, "AAA")
+    cfg = csv_config(tmp_path, start="2030-01-01", end="2030-12-31")
+    with pytest.raises(
+        DataQualityError,
+        match=r"no rows in the range asked for, 2030-01-01 \.\. 2030-12-31; "
+        r"the file holds 2015-01-02 \.\. 2016-07-",
+    ):
         load_market_data(cfg.data)
 
 
 # ---------------------------------------------------------------------------------- yfinance
 def _saved_download() -> pd.DataFrame:
     """What yfinance.download(["AAPL","MSFT"], group_by="column", auto_adjust=True) returns (values synthetic)."""
-    frame = pd.read_csv(FIXTURES / "yfinance_download_group_by_column.csv", header=[0, 1], index_col=0, parse_dates=True)
+    frame = pd.read_csv(
+        FIXTURES / "yfinance_download_group_by_column.csv", header=[0, 1], index_col=0, parse_dates=True
+    )
     frame.columns = frame.columns.set_names(["Price", "Ticker"])
     return frame
 
@@ -75,12 +137,23 @@ class _Downloads:
 
 
 def _yf_config(**yf):
-    return config_from_dict({"data": {"provider": "yfinance", "tickers": ["AAPL", "MSFT"], "start": "2024-01-01",
-                                      "end": "2024-01-31", "cache": {"enabled": False},
-                                      "splits": {"train": {"start": "2024-01-01", "end": "2024-01-04"},
-                                                 "validation": {"start": "2024-01-05", "end": "2024-01-08"},
-                                                 "test": {"start": "2024-01-09", "end": "2024-01-31"}},
-                                      "yfinance": {"retries": 2, "backoff_seconds": 1.0, **yf}}})
+    return config_from_dict(
+        {
+            "data": {
+                "provider": "yfinance",
+                "tickers": ["AAPL", "MSFT"],
+                "start": "2024-01-01",
+                "end": "2024-01-31",
+                "cache": {"enabled": False},
+                "splits": {
+                    "train": {"start": "2024-01-01", "end": "2024-01-04"},
+                    "validation": {"start": "2024-01-05", "end": "2024-01-08"},
+                    "test": {"start": "2024-01-09", "end": "2024-01-31"},
+                },
+                "yfinance": {"retries": 2, "backoff_seconds": 1.0, **yf},
+            }
+        }
+    )
 
 
 def test_yfinance_provider_retries_with_backoff_then_loads():
@@ -98,14 +171,16 @@ def test_yfinance_gives_up_with_a_clear_error():
     cfg = _yf_config(retries=1)
     with pytest.raises(DataError, match=r"failed for \['AAPL', 'MSFT'\] after 2 attempts.*simulated"):
         YFinanceProvider(cfg.data, _Downloads(fail_times=5), lambda s: None).fetch(
-            cfg.data.tickers, cfg.data.load_start, cfg.data.load_end)
+            cfg.data.tickers, cfg.data.load_start, cfg.data.load_end
+        )
 
 
 def test_yfinance_ticker_with_no_data_is_named():
     cfg = _yf_config()
     with pytest.raises(DataError, match=r"no prices for \['MSFT'\]"):
         YFinanceProvider(cfg.data, _Downloads(empty_for={"MSFT"}), lambda s: None).fetch(
-            cfg.data.tickers, cfg.data.load_start, cfg.data.load_end)
+            cfg.data.tickers, cfg.data.load_start, cfg.data.load_end
+        )
 
 
 # --------------------------------------------------------------------------------------- csv
@@ -128,8 +203,13 @@ def test_csv_parquet_files_load(tmp_path):
 def test_csv_wide_file_of_closes(tmp_path):
     dates = pd.bdate_range("2015-01-02", periods=400)
     rng = np.random.default_rng(1)
-    wide = pd.DataFrame({"Date": dates, "X": 10 * np.exp(np.cumsum(rng.normal(0, 0.01, 400))),
-                         "Y": 20 * np.exp(np.cumsum(rng.normal(0, 0.01, 400)))})
+    wide = pd.DataFrame(
+        {
+            "Date": dates,
+            "X": 10 * np.exp(np.cumsum(rng.normal(0, 0.01, 400))),
+            "Y": 20 * np.exp(np.cumsum(rng.normal(0, 0.01, 400))),
+        }
+    )
     wide.to_csv(tmp_path / "closes.csv", index=False)
     cfg = csv_config(tmp_path, csv={"path": str(tmp_path / "closes.csv"), "layout": "wide"})
     market = load_market_data(cfg.data)
@@ -147,18 +227,36 @@ def _edit(path: Path, fn) -> None:
     frame.to_csv(path, index=False)
 
 
-@pytest.mark.parametrize("rule, edit, match", [
-    ("non_numeric", lambda f: f.astype({"Close": object}).assign(Close=lambda d: d.Close.where(d.index != 100, "n/a")),
-     r"'non_numeric' broken for ticker BAD on 2015-05-22.*'n/a'"),
-    ("non_positive", lambda f: f.assign(Close=lambda d: d.Close.where(d.index != 50, -1.0)),
-     r"'non_positive' broken for ticker BAD on 2015-03-13"),
-    ("duplicate_date", lambda f: pd.concat([f.iloc[:10], f.iloc[9:10], f.iloc[10:]]),
-     r"'duplicate_date' broken for ticker BAD on 2015-01-15"),
-    ("unsorted_dates", lambda f: pd.concat([f.iloc[:10], f.iloc[11:12], f.iloc[10:11], f.iloc[12:]]),
-     r"'unsorted_dates' broken for ticker BAD on 2015-01-16"),
-    ("jump", lambda f: f.assign(**{c: f[c].where(f.index < 200, f[c] / 2) for c in ["Open", "High", "Low", "Close"]}),
-     r"'jump' broken for ticker BAD on 2015-10-09.*x0\.5"),
-])
+@pytest.mark.parametrize(
+    "rule, edit, match",
+    [
+        (
+            "non_numeric",
+            lambda f: f.astype({"Close": object}).assign(Close=lambda d: d.Close.where(d.index != 100, "n/a")),
+            r"'non_numeric' broken for ticker BAD on 2015-05-22.*'n/a'",
+        ),
+        (
+            "non_positive",
+            lambda f: f.assign(Close=lambda d: d.Close.where(d.index != 50, -1.0)),
+            r"'non_positive' broken for ticker BAD on 2015-03-13",
+        ),
+        (
+            "duplicate_date",
+            lambda f: pd.concat([f.iloc[:10], f.iloc[9:10], f.iloc[10:]]),
+            r"'duplicate_date' broken for ticker BAD on 2015-01-15",
+        ),
+        (
+            "unsorted_dates",
+            lambda f: pd.concat([f.iloc[:10], f.iloc[11:12], f.iloc[10:11], f.iloc[12:]]),
+            r"'unsorted_dates' broken for ticker BAD on 2015-01-16",
+        ),
+        (
+            "jump",
+            lambda f: f.assign(**{c: f[c].where(f.index < 200, f[c] / 2) for c in ["Open", "High", "Low", "Close"]}),
+            r"'jump' broken for ticker BAD on 2015-10-09.*x0\.5",
+        ),
+    ],
+)
 def test_csv_quality_rule_is_an_error_then_a_counted_warning(tmp_path, rule, edit, match):
     _two_good(tmp_path)
     _edit(write_ohlcv_csv(tmp_path, "BAD", seed=3), edit)
@@ -213,8 +311,8 @@ def test_short_gap_is_filled_and_counted(tmp_path):
     assert gap.filled == 3
     i = market.tickers.index("GAP")
     close = market.close[:, i]
-    assert close[100] == close[99] == close[102]           # forward-filled from the last close
-    assert market.field("volume")[100, i] == 0.0           # nothing traded on a filled day
+    assert close[100] == close[99] == close[102]  # forward-filled from the last close
+    assert market.field("volume")[100, i] == 0.0  # nothing traded on a filled day
 
 
 def test_long_gap_drops_or_fails(tmp_path):
@@ -236,8 +334,13 @@ def test_late_starting_ticker_trims_the_panel(tmp_path):
 
 def test_empty_split_is_a_clear_error(tmp_path):
     _two_good(tmp_path)
-    cfg = csv_config(tmp_path, splits={"train": {"start": "2015-01-01", "end": "2015-12-31"},
-                                       "validation": {"start": "2016-01-01", "end": "2016-03-31"},
-                                       "test": {"start": "2020-01-01", "end": "2020-12-31"}})
+    cfg = csv_config(
+        tmp_path,
+        splits={
+            "train": {"start": "2015-01-01", "end": "2015-12-31"},
+            "validation": {"start": "2016-01-01", "end": "2016-03-31"},
+            "test": {"start": "2020-01-01", "end": "2020-12-31"},
+        },
+    )
     with pytest.raises(DataError, match=r"split 'test' \(2020-01-01 \.\. 2020-12-31\) has 0 trading day"):
         load_market_data(cfg.data)

@@ -1,4 +1,5 @@
 """Market data: providers -> validation -> Redis cache -> aligned `MarketData` -> `FeatureSet`."""
+
 from __future__ import annotations
 
 import logging
@@ -13,13 +14,16 @@ from wealtharena.errors import CacheError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MarketData", "LoadReport", "TickerReport", "QualityReport", "RawPrices", "load_market_data",
-           "fetch_raw"]
+__all__ = ["MarketData", "LoadReport", "TickerReport", "QualityReport", "RawPrices", "load_market_data", "fetch_raw"]
 
 
-def fetch_raw(cfg: DataConfig, services: ServiceSettings | None = None, refresh: bool = False,
-              provider: Provider | None = None,
-              progress: Callable[[int], None] | None = None) -> tuple[RawPrices, str, str | None]:
+def fetch_raw(
+    cfg: DataConfig,
+    services: ServiceSettings | None = None,
+    refresh: bool = False,
+    provider: Provider | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[RawPrices, str, str | None]:
     """Raw prices through the cache. Returns (raw, cache status, cache location).
 
     Cache status: "hit", "miss" (loaded and stored), "refresh", "off", or "unavailable" (Redis
@@ -28,6 +32,7 @@ def fetch_raw(cfg: DataConfig, services: ServiceSettings | None = None, refresh:
     """
     provider = provider or make_provider(cfg)
     start, end = cfg.load_start, cfg.load_end
+    provider.check_range(start, end, cfg.describe_range())
     use_cache = cfg.cache.enabled and provider.name != "csv"
     if not use_cache:
         return provider.fetch(cfg.tickers, start, end, progress), "off", None
@@ -56,15 +61,26 @@ def fetch_raw(cfg: DataConfig, services: ServiceSettings | None = None, refresh:
         cache.close()
 
 
-def load_market_data(cfg: DataConfig, services: ServiceSettings | None = None, refresh: bool = False,
-                     provider: Provider | None = None,
-                     progress: Callable[[int], None] | None = None) -> MarketData:
+def load_market_data(
+    cfg: DataConfig,
+    services: ServiceSettings | None = None,
+    refresh: bool = False,
+    provider: Provider | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> MarketData:
     """Load, validate and align the configured market data (see `MarketData`)."""
     raw, status, location = fetch_raw(cfg, services, refresh, provider, progress)
-    frames, bench, quality = check_frames(raw, cfg.quality)
+    frames, bench, quality = check_frames(raw, cfg.quality, cfg.provider)
     market = align(frames, bench, raw.benchmark_name, cfg, quality, raw.source, cfg.provider)
     market.report.cache = status
     market.report.cache_location = location
-    log.info("market data: %d tickers x %d days (%s .. %s), fields %s, cache %s",
-             market.n_assets, market.n_dates, market.dates[0], market.dates[-1], ",".join(market.fields), status)
+    log.info(
+        "market data: %d tickers x %d days (%s .. %s), fields %s, cache %s",
+        market.n_assets,
+        market.n_dates,
+        market.dates[0],
+        market.dates[-1],
+        ",".join(market.fields),
+        status,
+    )
     return market

@@ -13,6 +13,7 @@ provider, adjustment, dates, fields, the tickers (hashed) and `SCHEMA_VERSION`.
 Redis SET/GET are atomic, so several readers (Ray workers) can share the cache; two writers of
 the same key write the same bytes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import redis
 
 from wealtharena.config import CacheConfig, ServiceSettings, redact_url
 from wealtharena.data.providers import BENCHMARK_KEY, FIELDS, RawPrices
@@ -40,7 +42,7 @@ HEADER = len(MAGIC) + 32
 def encode(raw: RawPrices) -> bytes:
     """RawPrices -> checksummed Arrow IPC bytes (zstd), rows grouped by ticker; no pickle."""
     tickers = list(raw.frames)
-    columns: dict[str, list[np.ndarray]] = {"date": []} | {f: [] for f in FIELDS}
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in ("date", *FIELDS)}
     counts: list[int] = []
     fields_of: dict[str, list[str]] = {}
     series = [(t, raw.frames[t]) for t in tickers]
@@ -54,8 +56,13 @@ def encode(raw: RawPrices) -> bytes:
             columns[f].append(col)
         counts.append(len(frame))
     table = pa.table({k: np.concatenate(v) if v else np.empty(0) for k, v in columns.items()})
-    meta = {"source": raw.source, "benchmark_name": raw.benchmark_name, "fields": fields_of,
-            "tickers": [t for t, _ in series], "counts": counts}
+    meta = {
+        "source": raw.source,
+        "benchmark_name": raw.benchmark_name,
+        "fields": fields_of,
+        "tickers": [t for t, _ in series],
+        "counts": counts,
+    }
     table = table.replace_schema_metadata({b"wealtharena": json.dumps(meta).encode()})
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
@@ -64,19 +71,23 @@ def encode(raw: RawPrices) -> bytes:
     return MAGIC + hashlib.sha256(payload).digest() + payload
 
 
+class CorruptValue(CacheError):
+    """A cached value that cannot be trusted: evicted and reloaded, never used."""
+
+
 def decode(blob: bytes) -> RawPrices:
-    """Checked inverse of `encode`; raises `CacheError` on any mismatch."""
+    """Checked inverse of `encode`; raises `CorruptValue` on any mismatch."""
     if len(blob) < HEADER or not blob.startswith(MAGIC):
-        raise CacheError("cached value has an unknown header (other schema version, or not ours)")
-    digest, payload = blob[len(MAGIC):HEADER], memoryview(blob)[HEADER:]
+        raise CorruptValue("cached value has an unknown header (other schema version, or not ours)")
+    digest, payload = blob[len(MAGIC) : HEADER], memoryview(blob)[HEADER:]
     if hashlib.sha256(payload).digest() != digest:
-        raise CacheError("cached value fails its checksum (truncated or corrupted)")
+        raise CorruptValue("cached value fails its checksum (truncated or corrupted)")
     try:
         table = pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
         meta = json.loads(table.schema.metadata[b"wealtharena"])
         arrays = {name: table.column(name).to_numpy() for name in table.column_names}
     except Exception as exc:
-        raise CacheError(f"cached value does not decode: {exc}") from None
+        raise CorruptValue(f"cached value does not decode: {exc}") from None
     frames: dict[str, pd.DataFrame] = {}
     bench = None
     offset = 0
@@ -136,11 +147,11 @@ class MarketDataCache:
         if self._client is None:
             try:
                 if self.url:
-                    import redis
-
                     self._client = redis.Redis.from_url(
-                        self.url, socket_timeout=self.cfg.socket_timeout_seconds,
-                        socket_connect_timeout=self.cfg.socket_timeout_seconds)
+                        self.url,
+                        socket_timeout=self.cfg.socket_timeout_seconds,
+                        socket_connect_timeout=self.cfg.socket_timeout_seconds,
+                    )
                 else:
                     self._client = _embedded_client(self._db_path())
                 self._client.ping()
@@ -150,21 +161,27 @@ class MarketDataCache:
         return self._client
 
     def get_bytes(self, key: str) -> bytes | None:
+        """The raw value at `key` (None on a miss). A key that holds another Redis type (a list, a hash:
+        WRONGTYPE) raises `CorruptValue`, as a value that fails its checks does."""
         try:
-            return self.client().get(key)
+            value = self.client().get(key)
         except CacheError:
             raise
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" in str(exc):
+                raise CorruptValue("the key holds another Redis type (WRONGTYPE), not a string value") from None
+            raise CacheError(f"Redis GET failed at {self.location}: {exc}") from None
         except Exception as exc:
             raise CacheError(f"Redis GET failed at {self.location}: {exc}") from None
+        return value if value is None or isinstance(value, bytes) else bytes(value)
 
     def get(self, key: str) -> RawPrices | None:
-        """The cached value, or None on a miss. A corrupt value is evicted and reported as a miss."""
-        blob = self.get_bytes(key)
-        if blob is None:
-            return None
+        """The cached value, or None on a miss. A corrupt value (or a key of another Redis type) is
+        evicted and reported as a miss, so the caller reloads it and stores a good one."""
         try:
-            return decode(blob)
-        except CacheError as exc:
+            blob = self.get_bytes(key)
+            return None if blob is None else decode(blob)
+        except CorruptValue as exc:
             log.warning("evicting cache entry %s: %s; it will be reloaded from the provider", key, exc)
             self.delete(key)
             return None

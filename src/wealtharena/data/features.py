@@ -20,6 +20,7 @@ Normalisation (`features.normalize`): z-scores whose mean and standard deviation
 train split only (rows from `first_valid` to the end of train, pooled over assets), then
 clipped at +-`clip`. Regime one-hot columns are left as 0/1.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,16 +44,16 @@ REGIMES = ("bull", "bear", "volatile")
 class FeatureSet:
     """Model inputs. `asset[t, i, f]` is feature `asset_names[f]` of ticker i on `dates[t]`."""
 
-    asset: np.ndarray                 # float32 [T, N, F]
-    market: np.ndarray                # float32 [T, M]
+    asset: np.ndarray  # float32 [T, N, F]
+    market: np.ndarray  # float32 [T, M]
     asset_names: tuple[str, ...]
     market_names: tuple[str, ...]
-    regime: np.ndarray                # int8 [T]: index into REGIMES (valid from first_valid)
-    first_valid: int                  # first row where every feature is finite
+    regime: np.ndarray  # int8 [T]: index into REGIMES (valid from first_valid)
+    first_valid: int  # first row where every feature is finite
     dates: np.ndarray
     tickers: tuple[str, ...]
     skipped: dict[str, str] = field(default_factory=dict)
-    asset_stats: tuple[np.ndarray, np.ndarray] | None = None   # mean, std fit on train
+    asset_stats: tuple[np.ndarray, np.ndarray] | None = None  # mean, std fit on train
     market_stats: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
@@ -88,15 +89,18 @@ def _ratio(c: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return _div(c, ref, 1.0) - 1.0
 
 
+_ABSENT = np.empty(0)  # a field the data lacks: its groups are skipped; any use by mistake fails on the length
+
+
 class _Prices:
     """One asset's price arrays (float64) with memoised intermediates."""
 
     def __init__(self, fields: dict[str, np.ndarray]):
         self.c = fields["close"]
-        self.o = fields.get("open")
-        self.h = fields.get("high")
-        self.l = fields.get("low")
-        self.v = fields.get("volume")
+        self.o = fields.get("open", _ABSENT)
+        self.h = fields.get("high", _ABSENT)
+        self.l = fields.get("low", _ABSENT)  # noqa: E741  (low, beside o, h, c, v)
+        self.v = fields.get("volume", _ABSENT)
         self.r1 = _logret(self.c, 1)
 
 
@@ -118,22 +122,25 @@ def _moving_averages(p: _Prices) -> dict[str, np.ndarray]:
 
 def _oscillators(p: _Prices) -> dict[str, np.ndarray]:
     macd, signal, hist = talib.MACD(p.c, 12, 26, 9)
-    k, d = talib.STOCHRSI(p.c, 14, 5, 3, 0)
+    k, d = talib.STOCHRSI(p.c, 14, 5, 3, talib.MA_Type.SMA)
     return {
         "rsi_14": talib.RSI(p.c, 14) / 100.0 - 0.5,
-        "macd": _div(macd, p.c), "macd_signal": _div(signal, p.c), "macd_hist": _div(hist, p.c),
+        "macd": _div(macd, p.c),
+        "macd_signal": _div(signal, p.c),
+        "macd_hist": _div(hist, p.c),
         "roc_10": talib.ROC(p.c, 10) / 100.0,
         "mom_10": _div(talib.MOM(p.c, 10), p.c),
         "cmo_14": talib.CMO(p.c, 14) / 100.0,
         "trix_15": talib.TRIX(p.c, 15),
-        "ppo_12_26": talib.PPO(p.c, 12, 26, 0) / 100.0,
+        "ppo_12_26": talib.PPO(p.c, 12, 26, talib.MA_Type.SMA) / 100.0,
         "linreg_slope_20": _div(talib.LINEARREG_SLOPE(p.c, 20), p.c),
-        "stochrsi_k": k / 100.0 - 0.5, "stochrsi_d": d / 100.0 - 0.5,
+        "stochrsi_k": k / 100.0 - 0.5,
+        "stochrsi_d": d / 100.0 - 0.5,
     }
 
 
 def _bands(p: _Prices) -> dict[str, np.ndarray]:
-    upper, mid, lower = talib.BBANDS(p.c, 20, 2.0, 2.0, 0)
+    upper, mid, lower = talib.BBANDS(p.c, 20, 2.0, 2.0, talib.MA_Type.SMA)
     return {"bb_pctb_20": _div(p.c - lower, upper - lower, 0.5), "bb_width_20": _div(upper - lower, mid)}
 
 
@@ -160,7 +167,8 @@ def _trend_hl(p: _Prices) -> dict[str, np.ndarray]:
         "plus_di_14": talib.PLUS_DI(p.h, p.l, p.c, 14) / 100.0,
         "minus_di_14": talib.MINUS_DI(p.h, p.l, p.c, 14) / 100.0,
         "dx_14": talib.DX(p.h, p.l, p.c, 14) / 100.0,
-        "aroon_up_14": up / 100.0, "aroon_down_14": down / 100.0,
+        "aroon_up_14": up / 100.0,
+        "aroon_down_14": down / 100.0,
         "aroonosc_14": talib.AROONOSC(p.h, p.l, 14) / 100.0,
         "sar_ratio": _ratio(p.c, talib.SAR(p.h, p.l, 0.02, 0.2)),
         "midprice_ratio_14": _ratio(p.c, talib.MIDPRICE(p.h, p.l, 14)),
@@ -168,11 +176,13 @@ def _trend_hl(p: _Prices) -> dict[str, np.ndarray]:
 
 
 def _oscillators_hl(p: _Prices) -> dict[str, np.ndarray]:
-    k, d = talib.STOCH(p.h, p.l, p.c, 14, 3, 0, 3, 0)
-    fk, _ = talib.STOCHF(p.h, p.l, p.c, 14, 3, 0)
+    k, d = talib.STOCH(p.h, p.l, p.c, 14, 3, talib.MA_Type.SMA, 3, talib.MA_Type.SMA)
+    fk, _ = talib.STOCHF(p.h, p.l, p.c, 14, 3, talib.MA_Type.SMA)
     return {
         "cci_20": talib.CCI(p.h, p.l, p.c, 20) / 100.0,
-        "stoch_k": k / 100.0 - 0.5, "stoch_d": d / 100.0 - 0.5, "stochf_k": fk / 100.0 - 0.5,
+        "stoch_k": k / 100.0 - 0.5,
+        "stoch_d": d / 100.0 - 0.5,
+        "stochf_k": fk / 100.0 - 0.5,
         "willr_14": talib.WILLR(p.h, p.l, p.c, 14) / 100.0,
         "ultosc": talib.ULTOSC(p.h, p.l, p.c, 7, 14, 28) / 100.0 - 0.5,
         "close_location": _div(p.c - p.l, p.h - p.l, 0.5),
@@ -241,7 +251,9 @@ def _selected_groups(cfg: FeaturesConfig, fields: tuple[str, ...]) -> tuple[list
     return chosen, skipped
 
 
-def compute_asset_features(market: MarketData, cfg: FeaturesConfig) -> tuple[np.ndarray, tuple[str, ...], dict[str, str]]:
+def compute_asset_features(
+    market: MarketData, cfg: FeaturesConfig
+) -> tuple[np.ndarray, tuple[str, ...], dict[str, str]]:
     """Raw (unnormalised) per-asset features, float64 [T, N, F]."""
     groups, skipped = _selected_groups(cfg, market.fields)
     names: list[str] | None = None
@@ -251,7 +263,7 @@ def compute_asset_features(market: MarketData, cfg: FeaturesConfig) -> tuple[np.
         cols: dict[str, np.ndarray] = {}
         for g in groups:
             cols |= GROUPS[g][1](prices)
-        if out is None:
+        if out is None or names is None:
             names = list(cols)
             out = np.empty((market.n_dates, market.n_assets, len(names)), dtype=np.float64)
         out[:, i, :] = np.column_stack([cols[n] for n in names])
@@ -285,11 +297,17 @@ def compute_market_features(market: MarketData, cfg: FeaturesConfig) -> tuple[np
     breadth = above.mean(axis=1) - 0.5
     breadth[:49] = np.nan
     cols = {
-        "mkt_ret_1": r1, "mkt_ret_5": _logret(index, 5), "mkt_ret_21": _logret(index, 21),
-        "mkt_vol_21": vol21, "mkt_vol_63": talib.STDDEV(r1, 63, 1.0) * np.sqrt(ANNUAL),
+        "mkt_ret_1": r1,
+        "mkt_ret_5": _logret(index, 5),
+        "mkt_ret_21": _logret(index, 21),
+        "mkt_vol_21": vol21,
+        "mkt_vol_63": talib.STDDEV(r1, 63, 1.0) * np.sqrt(ANNUAL),
         "mkt_trend": _ratio(index, sma_trend),
         "mkt_drawdown_252": _ratio(index, talib.MAX(index, 252)),
-        "xs_mean_ret_1": xs_mean, "xs_dispersion": xs_disp, "xs_avg_corr_63": avg_corr, "breadth_50": breadth,
+        "xs_mean_ret_1": xs_mean,
+        "xs_dispersion": xs_disp,
+        "xs_avg_corr_63": avg_corr,
+        "breadth_50": breadth,
     }
     regime = np.where(vol21 > cfg.regime_vol_threshold, 2, np.where(index >= sma_trend, 0, 1)).astype(np.int8)
     for k, name in enumerate(REGIMES):
@@ -312,8 +330,10 @@ def _check_finite(x: np.ndarray, start: int, names: tuple[str, ...], market: Mar
         t = start + int(idx[0])
         ticker = market.tickers[int(idx[1])] if per_asset else "market"
         feat = names[int(idx[-1])]
-        raise DataError(f"feature '{feat}' is not finite for {ticker} on {market.dates[t]} after the warm-up: "
-                        "check that ticker's prices around that date")
+        raise DataError(
+            f"feature '{feat}' is not finite for {ticker} on {market.dates[t]} after the warm-up: "
+            "check that ticker's prices around that date"
+        )
 
 
 def _fit_stats(x: np.ndarray, rows: slice, skip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -332,14 +352,18 @@ def build_features(market: MarketData, cfg: FeaturesConfig) -> FeatureSet:
     first_valid = max(_first_all_finite(asset), _first_all_finite(mkt))
     train_start, train_end = market.splits["train"]
     if first_valid >= train_end - 1:
-        raise DataError(f"the train split ends {market.dates[train_end - 1]} before the indicators' warm-up "
-                        f"({first_valid} rows, to {market.dates[min(first_valid, market.n_dates - 1)]}) is over: "
-                        "start the data earlier or lengthen data.splits.train")
+        raise DataError(
+            f"the train split ends {market.dates[train_end - 1]} before the indicators' warm-up "
+            f"({first_valid} rows, to {market.dates[min(first_valid, market.n_dates - 1)]}) is over: "
+            "start the data earlier or lengthen data.splits.train"
+        )
     _check_finite(asset, first_valid, asset_names, market, per_asset=True)
     _check_finite(mkt, first_valid, market_names, market, per_asset=False)
     if skipped:
-        log.info("features: skipped indicator groups the data cannot support: %s",
-                 "; ".join(f"{k} ({v})" for k, v in skipped.items()))
+        log.info(
+            "features: skipped indicator groups the data cannot support: %s",
+            "; ".join(f"{k} ({v})" for k, v in skipped.items()),
+        )
     asset_stats = market_stats = None
     if cfg.normalize:
         fit_rows = slice(max(first_valid, train_start), train_end)
@@ -347,6 +371,16 @@ def build_features(market: MarketData, cfg: FeaturesConfig) -> FeatureSet:
         market_stats = _fit_stats(mkt, fit_rows, np.array([n.startswith("regime_") for n in market_names]))
         asset = np.clip((asset - asset_stats[0]) / asset_stats[1], -cfg.clip, cfg.clip)
         mkt = np.clip((mkt - market_stats[0]) / market_stats[1], -cfg.clip, cfg.clip)
-    return FeatureSet(asset=asset.astype(np.float32), market=mkt.astype(np.float32), asset_names=asset_names,
-                      market_names=market_names, regime=regime, first_valid=first_valid, dates=market.dates,
-                      tickers=market.tickers, skipped=skipped, asset_stats=asset_stats, market_stats=market_stats)
+    return FeatureSet(
+        asset=asset.astype(np.float32),
+        market=mkt.astype(np.float32),
+        asset_names=asset_names,
+        market_names=market_names,
+        regime=regime,
+        first_valid=first_valid,
+        dates=market.dates,
+        tickers=market.tickers,
+        skipped=skipped,
+        asset_stats=asset_stats,
+        market_stats=market_stats,
+    )

@@ -6,6 +6,7 @@ the previous close for at most `data.max_fill_days` consecutive days (counted pe
 longer gap drops the ticker (`on_long_gap: drop`) or fails the load (`fail`). Volume is not
 forward-filled: a filled day has volume 0 (nothing traded). No value is ever back-filled.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,7 +44,7 @@ class LoadReport:
 
     tickers: list[TickerReport] = field(default_factory=list)
     quality: QualityReport = field(default_factory=QualityReport)
-    cache: str = "off"          # "hit", "miss", "off", "unavailable"
+    cache: str = "off"  # "hit", "miss", "off", "unavailable"
     cache_location: str | None = None
     trimmed_start: date | None = None
 
@@ -52,11 +53,20 @@ class LoadReport:
         return sum(t.filled for t in self.tickers)
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame([
-            {"ticker": t.ticker, "rows": t.rows, "first": t.first, "last": t.last, "days filled": t.filled,
-             "warnings": t.warnings, "status": t.dropped or "ok"}
-            for t in self.tickers
-        ])
+        return pd.DataFrame(
+            [
+                {
+                    "ticker": t.ticker,
+                    "rows": t.rows,
+                    "first": t.first,
+                    "last": t.last,
+                    "days filled": t.filled,
+                    "warnings": t.warnings,
+                    "status": t.dropped or "ok",
+                }
+                for t in self.tickers
+            ]
+        )
 
 
 @dataclass(frozen=True)
@@ -67,11 +77,11 @@ class MarketData:
     no pandas is needed downstream.
     """
 
-    dates: np.ndarray                 # datetime64[D], [T]
+    dates: np.ndarray  # datetime64[D], [T]
     tickers: tuple[str, ...]
     fields: tuple[str, ...]
-    values: np.ndarray                # float64 [T, N, F]
-    benchmark: np.ndarray | None      # float64 [T]
+    values: np.ndarray  # float64 [T, N, F]
+    benchmark: np.ndarray | None  # float64 [T]
     benchmark_name: str | None
     splits: dict[str, tuple[int, int]]
     source: str
@@ -126,8 +136,15 @@ def _to_date(value: np.datetime64) -> date:
     return pd.Timestamp(value).date()
 
 
-def align(frames: dict[str, pd.DataFrame], benchmark: pd.Series | None, benchmark_name: str | None,
-          cfg: DataConfig, quality: QualityReport, source: str, provider: str) -> MarketData:
+def align(
+    frames: dict[str, pd.DataFrame],
+    benchmark: pd.Series | None,
+    benchmark_name: str | None,
+    cfg: DataConfig,
+    quality: QualityReport,
+    source: str,
+    provider: str,
+) -> MarketData:
     """Align validated per-ticker frames into a `MarketData` panel (see module docstring)."""
     if not frames:
         raise DataError("no tickers to load: data.tickers is empty or the provider returned nothing")
@@ -135,8 +152,11 @@ def align(frames: dict[str, pd.DataFrame], benchmark: pd.Series | None, benchmar
     partial = sorted({c for fr in frames.values() for c in fr.columns} - set(fields))
     if partial:
         log.warning("fields %s are missing for some tickers and are not used for any", partial)
-    calendar = pd.DatetimeIndex(np.unique(np.concatenate(
-        [pd.DatetimeIndex(fr.index).to_numpy().astype("datetime64[ns]") for fr in frames.values()])))
+    calendar = pd.DatetimeIndex(
+        np.unique(
+            np.concatenate([pd.DatetimeIndex(fr.index).to_numpy().astype("datetime64[ns]") for fr in frames.values()])
+        )
+    )
     if benchmark is not None:
         # Index days the stocks did not trade (rare data errors) are not added to the calendar.
         benchmark = benchmark.reindex(calendar)
@@ -145,8 +165,11 @@ def align(frames: dict[str, pd.DataFrame], benchmark: pd.Series | None, benchmar
     start = max(firsts.values())
     if start > calendar[0]:
         late = [t for t, d in firsts.items() if d == start]
-        log.warning("panel starts %s, the first day every ticker has a price (latest starter: %s)",
-                    start.date(), ", ".join(late))
+        log.warning(
+            "panel starts %s, the first day every ticker has a price (latest starter: %s)",
+            start.date(),
+            ", ".join(late),
+        )
     first_day = calendar[0]
     calendar = calendar[calendar >= start]
 
@@ -165,7 +188,9 @@ def align(frames: dict[str, pd.DataFrame], benchmark: pd.Series | None, benchmar
             when = calendar[first_bad]
             detail = f"{run} consecutive missing days from {when.date()} (data.max_fill_days is {limit})"
             if cfg.on_long_gap == "fail":
-                raise DataQualityError("nan_run", ticker, when, detail + "; raise max_fill_days or set on_long_gap: drop")
+                raise DataQualityError(
+                    "nan_run", ticker, when, detail + "; raise max_fill_days or set on_long_gap: drop"
+                )
             rep.dropped = f"dropped: {detail}"
             log.warning("dropping %s: %s", ticker, detail)
             reports.append(rep)
@@ -187,23 +212,37 @@ def align(frames: dict[str, pd.DataFrame], benchmark: pd.Series | None, benchmar
         blocks.append(block)
 
     if len(kept) < cfg.min_tickers:
-        raise DataError(f"only {len(kept)} ticker(s) left after cleaning ({kept}); data.min_tickers is {cfg.min_tickers}. "
-                        "See the warnings above for the dropped ones.")
+        raise DataError(
+            f"only {len(kept)} ticker(s) left after cleaning ({kept}); data.min_tickers is {cfg.min_tickers}. "
+            "See the warnings above for the dropped ones."
+        )
     values = np.stack(blocks, axis=1)
     bench = None
     if benchmark is not None:
         b = benchmark.reindex(calendar).ffill(limit=limit)
         if b.isna().any():
             bad = b.index[b.isna().to_numpy()][0]
-            raise DataQualityError("nan_run", benchmark_name or "benchmark", bad,
-                                   f"benchmark has no value within {limit} days before {bad.date()}")
+            raise DataQualityError(
+                "nan_run",
+                benchmark_name or "benchmark",
+                bad,
+                f"benchmark has no value within {limit} days before {bad.date()}",
+            )
         bench = b.to_numpy(dtype=np.float64)
     dates = calendar.to_numpy().astype("datetime64[D]")
-    report = LoadReport(tickers=reports, quality=quality,
-                        trimmed_start=start.date() if start > first_day else None)
-    return MarketData(dates=dates, tickers=tuple(kept), fields=fields, values=values, benchmark=bench,
-                      benchmark_name=benchmark_name, splits=split_rows(dates, cfg.splits),
-                      source=source, provider=provider, report=report)
+    report = LoadReport(tickers=reports, quality=quality, trimmed_start=start.date() if start > first_day else None)
+    return MarketData(
+        dates=dates,
+        tickers=tuple(kept),
+        fields=fields,
+        values=values,
+        benchmark=bench,
+        benchmark_name=benchmark_name,
+        splits=split_rows(dates, cfg.splits),
+        source=source,
+        provider=provider,
+        report=report,
+    )
 
 
 def split_rows(dates: np.ndarray, splits: SplitsConfig) -> dict[str, tuple[int, int]]:
@@ -214,8 +253,10 @@ def split_rows(dates: np.ndarray, splits: SplitsConfig) -> dict[str, tuple[int, 
         b = int(np.searchsorted(dates, np.datetime64(rng.end, "D"), side="right"))
         if b - a < 2:
             span = f"{dates[0]} .. {dates[-1]}" if len(dates) else "nothing"
-            raise DataError(f"split '{name}' ({rng.start} .. {rng.end}) has {max(b - a, 0)} trading day(s) in the "
-                            f"loaded data ({span}): adjust data.splits.{name} or the data range")
+            raise DataError(
+                f"split '{name}' ({rng.start} .. {rng.end}) has {max(b - a, 0)} trading day(s) in the "
+                f"loaded data ({span}): adjust data.splits.{name} or the data range"
+            )
         out[name] = (a, b)
     return out
 

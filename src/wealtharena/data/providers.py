@@ -9,14 +9,15 @@ cleaned here; `validation.py` checks and `market_data.py` aligns.
 - `YFinanceProvider`: batch download through yfinance with retries and backoff.
 - `CsvProvider`: a folder of per-ticker CSV/Parquet files, or one wide file of closes.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from importlib.metadata import version
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Protocol
 
@@ -47,8 +48,13 @@ class Provider(Protocol):
 
     def cache_key_parts(self) -> dict[str, object]: ...
 
-    def fetch(self, tickers: list[str] | None, start: date, end: date,
-              progress: Callable[[int], None] | None = None) -> RawPrices: ...
+    def check_range(self, start: date, end: date, asked: str) -> None:
+        """Raise `DataError` before any loading when [start, end] is empty or outside what the source holds;
+        `asked` describes the range for the message (`DataConfig.describe_range`)."""
+
+    def fetch(
+        self, tickers: list[str] | None, start: date, end: date, progress: Callable[[int], None] | None = None
+    ) -> RawPrices: ...
 
 
 # ------------------------------------------------------------------------------------ sample
@@ -60,14 +66,45 @@ class SampleProvider:
     """
 
     name = "sample"
-    universe = ("AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO",
-                "LLY", "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM")
+    universe = (
+        "AAPL",
+        "AMD",
+        "BAC",
+        "BBY",
+        "CVX",
+        "GE",
+        "HD",
+        "JNJ",
+        "JPM",
+        "KO",
+        "LLY",
+        "MRK",
+        "MSFT",
+        "PEP",
+        "PFE",
+        "PG",
+        "RRC",
+        "UNH",
+        "WMT",
+        "XOM",
+    )
+    span = (date(1990, 1, 2), date(2022, 12, 28))  # first and last day of skfolio's sp500 dataset
 
     def cache_key_parts(self) -> dict[str, object]:
         return {"dataset": "skfolio.sp500_dataset+sp500_index", "skfolio": version("skfolio")}
 
-    def fetch(self, tickers: list[str] | None, start: date, end: date,
-              progress: Callable[[int], None] | None = None) -> RawPrices:
+    def check_range(self, start: date, end: date, asked: str) -> None:
+        first, last = self.span
+        if start > end or start > last or end < first:
+            raise DataError(
+                f"no data in the range asked for, {asked}: the sample set holds {first} .. {last}. "
+                "Change data.start / data.end (download_data.py --start / --end) or the splits, or use "
+                "data.provider: yfinance or csv for other dates"
+            )
+
+    def fetch(
+        self, tickers: list[str] | None, start: date, end: date, progress: Callable[[int], None] | None = None
+    ) -> RawPrices:
         from skfolio.datasets import load_sp500_dataset, load_sp500_index
 
         wide = load_sp500_dataset()
@@ -98,14 +135,25 @@ class YFinanceProvider:
 
     name = "yfinance"
 
-    def __init__(self, cfg: DataConfig, download: Callable[..., pd.DataFrame] | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        cfg: DataConfig,
+        download: Callable[..., pd.DataFrame] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.cfg = cfg.yfinance
         self._download = download
         self._sleep = sleep
 
     def cache_key_parts(self) -> dict[str, object]:
         return {"auto_adjust": True, "interval": "1d", "benchmark": self.cfg.benchmark}
+
+    def check_range(self, start: date, end: date, asked: str) -> None:
+        if start > end or start > date.today():
+            raise DataError(
+                f"no data in the range asked for, {asked}: Yahoo holds daily prices up to today "
+                f"({date.today()}). Change data.start / data.end or the splits"
+            )
 
     def _call(self, tickers: list[str], start: date, end: date) -> pd.DataFrame:
         download = self._download
@@ -114,9 +162,17 @@ class YFinanceProvider:
 
             download = yfinance.download
         # yfinance's `end` is exclusive.
-        return download(tickers, start=start.isoformat(), end=(end + timedelta(days=1)).isoformat(),
-                        interval="1d", auto_adjust=True, group_by="column", progress=False,
-                        threads=True, timeout=self.cfg.timeout_seconds)
+        return download(
+            tickers,
+            start=start.isoformat(),
+            end=(end + timedelta(days=1)).isoformat(),
+            interval="1d",
+            auto_adjust=True,
+            group_by="column",
+            progress=False,
+            threads=True,
+            timeout=self.cfg.timeout_seconds,
+        )
 
     def _with_retries(self, tickers: list[str], start: date, end: date) -> pd.DataFrame:
         last: Exception | None = None
@@ -129,23 +185,30 @@ class YFinanceProvider:
             except Exception as exc:  # network errors come in many types from requests/curl_cffi
                 last = exc
             if attempt < self.cfg.retries:
-                delay = self.cfg.backoff_seconds * (2 ** attempt)
-                log.warning("yfinance batch %s failed (%s); retry %d/%d in %.1fs",
-                            tickers[:3], last, attempt + 1, self.cfg.retries, delay)
+                delay = self.cfg.backoff_seconds * (2**attempt)
+                log.warning(
+                    "yfinance batch %s failed (%s); retry %d/%d in %.1fs",
+                    tickers[:3],
+                    last,
+                    attempt + 1,
+                    self.cfg.retries,
+                    delay,
+                )
                 self._sleep(delay)
         raise DataError(
             f"yfinance download failed for {tickers} after {self.cfg.retries + 1} attempts: {last}. "
             "Check the network and the ticker symbols, or use data.provider: sample / csv offline."
         )
 
-    def fetch(self, tickers: list[str] | None, start: date, end: date,
-              progress: Callable[[int], None] | None = None) -> RawPrices:
+    def fetch(
+        self, tickers: list[str] | None, start: date, end: date, progress: Callable[[int], None] | None = None
+    ) -> RawPrices:
         if not tickers:
             raise DataError("data.tickers must list the symbols to download with provider 'yfinance'")
         frames: dict[str, pd.DataFrame] = {}
         size = self.cfg.batch_size
         for i in range(0, len(tickers), size):
-            batch = tickers[i:i + size]
+            batch = tickers[i : i + size]
             raw = self._with_retries(batch, start, end)
             for ticker, frame in split_yfinance_frame(raw, batch).items():
                 frames[ticker] = frame
@@ -210,8 +273,14 @@ class CsvProvider:
     def cache_key_parts(self) -> dict[str, object]:
         return {"path": str(self.cfg.path.resolve()), "layout": self.cfg.layout}
 
-    def fetch(self, tickers: list[str] | None, start: date, end: date,
-              progress: Callable[[int], None] | None = None) -> RawPrices:
+    def check_range(self, start: date, end: date, asked: str) -> None:
+        """Each file's own range is only known once read: `fetch` names it beside the range asked for."""
+        if start > end:
+            raise DataError(f"no data in the range asked for, {asked}: change data.start / data.end or the splits")
+
+    def fetch(
+        self, tickers: list[str] | None, start: date, end: date, progress: Callable[[int], None] | None = None
+    ) -> RawPrices:
         path = self.cfg.path
         frames: dict[str, pd.DataFrame] = {}
         origins: dict[str, str] = {}
@@ -223,16 +292,26 @@ class CsvProvider:
             wanted = list(tickers) if tickers else columns
             missing = [t for t in wanted if t not in columns]
             if missing:
-                raise DataQualityError("missing_column", ",".join(missing), None,
-                                       f"no column for these tickers; the file has {columns}", str(path))
+                raise DataQualityError(
+                    "missing_column",
+                    ",".join(missing),
+                    None,
+                    f"no column for these tickers; the file has {columns}",
+                    str(path),
+                )
             for t in wanted:
                 frames[t] = wide[[t]].rename(columns={t: "close"})
                 origins[t] = str(path)
         else:
             if not path.is_dir():
-                raise DataError(f"data.csv.path {path} is not a folder (layout: per_ticker expects one file per ticker)")
-            files = {p.stem.upper(): p for p in sorted(path.iterdir())
-                     if p.suffix.lower() in (".csv", ".parquet", ".pq") and p.stem.upper() != BENCHMARK_KEY.upper()}
+                raise DataError(
+                    f"data.csv.path {path} is not a folder (layout: per_ticker expects one file per ticker)"
+                )
+            files = {
+                p.stem.upper(): p
+                for p in sorted(path.iterdir())
+                if p.suffix.lower() in (".csv", ".parquet", ".pq") and p.stem.upper() != BENCHMARK_KEY.upper()
+            }
             wanted = list(tickers) if tickers else sorted(files)
             missing = [t for t in wanted if t not in files]
             if missing:
@@ -242,8 +321,9 @@ class CsvProvider:
                 date_col = _date_column(table, files[t], t)
                 table = table.rename(columns={c: str(c).strip().lower() for c in table.columns if c != date_col})
                 if "close" not in table.columns:
-                    raise DataQualityError("missing_column", t, None,
-                                           f"no 'Close' column (columns: {list(table.columns)})", str(files[t]))
+                    raise DataQualityError(
+                        "missing_column", t, None, f"no 'Close' column (columns: {list(table.columns)})", str(files[t])
+                    )
                 frames[t] = table.set_index(date_col)[[c for c in FIELDS if c in table.columns]]
                 origins[t] = str(files[t])
                 if progress:
@@ -251,17 +331,33 @@ class CsvProvider:
         for t, frame in frames.items():
             frame.index = _parse_dates(frame.index, t, origins[t])
             frame.index.name = "date"
-            frames[t] = frame.loc[(frame.index >= pd.Timestamp(start)) & (frame.index <= pd.Timestamp(end))]
+            inside = frame.loc[(frame.index >= pd.Timestamp(start)) & (frame.index <= pd.Timestamp(end))]
+            if inside.empty and len(frame):
+                raise DataQualityError(
+                    "empty",
+                    t,
+                    None,
+                    f"no rows in the range asked for, {start} .. {end}; the file "
+                    f"holds {frame.index.min().date()} .. {frame.index.max().date()}: change "
+                    "data.start / data.end or the splits",
+                    origins[t],
+                )
+            frames[t] = inside
         benchmark = None
         if self.cfg.benchmark_file is not None:
             table = _read_table(self.cfg.benchmark_file, ticker="benchmark")
             date_col = _date_column(table, self.cfg.benchmark_file, "benchmark")
             if self.cfg.benchmark_column not in table.columns:
-                raise DataQualityError("missing_column", "benchmark", None,
-                                       f"no '{self.cfg.benchmark_column}' column", str(self.cfg.benchmark_file))
+                raise DataQualityError(
+                    "missing_column",
+                    "benchmark",
+                    None,
+                    f"no '{self.cfg.benchmark_column}' column",
+                    str(self.cfg.benchmark_file),
+                )
             series = table.set_index(date_col)[self.cfg.benchmark_column]
             series.index = _parse_dates(series.index, "benchmark", str(self.cfg.benchmark_file))
-            benchmark = series.loc[pd.Timestamp(start):pd.Timestamp(end)]
+            benchmark = series.loc[pd.Timestamp(start) : pd.Timestamp(end)]
         return RawPrices(frames, benchmark, "benchmark" if benchmark is not None else None, str(path), origins)
 
 
@@ -291,8 +387,9 @@ def _date_column(table: pd.DataFrame, path: Path, ticker: str) -> str:
     for c in table.columns:
         if str(c).strip().lower() in ("date", "datetime", "timestamp"):
             return c
-    raise DataQualityError("missing_column", ticker, None,
-                           f"no 'Date' column (columns: {list(table.columns)})", str(path))
+    raise DataQualityError(
+        "missing_column", ticker, None, f"no 'Date' column (columns: {list(table.columns)})", str(path)
+    )
 
 
 def _parse_dates(index: Iterable[object], ticker: str, source: str) -> pd.DatetimeIndex:

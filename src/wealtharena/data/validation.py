@@ -15,8 +15,12 @@ repaired the documented way:
 | unsorted_dates  | dates out of order                              | rows are sorted                  |
 | jump            | |log return| > max_abs_log_return (e.g. an unadjusted split) | kept as is          |
 
-Gaps (`nan_run`) are handled when the panel is aligned (`market_data.align`).
+Gaps (`nan_run`) are handled when the panel is aligned (`market_data.align`). Which rules only warn
+depends on the provider when `warn_only` is null (`QualityConfig.allowed`). Allowed events are
+logged once per load, in one line, and listed in the load report (`download_data.py` and every
+run's data summary print them).
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,7 +39,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class QualityReport:
-    """Warnings that were allowed, counted by rule and listed with ticker and date."""
+    """Events that broke a rule the config allows, counted by rule and listed with ticker and date."""
 
     counts: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
@@ -46,42 +50,60 @@ class QualityReport:
         self.per_ticker[ticker] += 1
         self.warnings.append(f"{rule}: {ticker} {str(date)[:10]}: {detail}")
 
+    def summary(self, limit: int = 5) -> str:
+        """One line: how many allowed events, and the first `limit` of them."""
+        if not self.warnings:
+            return "no data-quality events"
+        shown = "; ".join(self.warnings[:limit])
+        more = f"; and {len(self.warnings) - limit} more" if len(self.warnings) > limit else ""
+        return f"{len(self.warnings)} allowed data-quality event(s) (data.quality.warn_only): {shown}{more}"
+
 
 class _Checker:
-    def __init__(self, cfg: QualityConfig, report: QualityReport, ticker: str, source: str | None):
-        self.cfg, self.report, self.ticker, self.source = cfg, report, ticker, source
+    def __init__(self, allowed: tuple[str, ...], report: QualityReport, ticker: str, source: str | None):
+        self.allowed, self.report, self.ticker, self.source = allowed, report, ticker, source
 
-    def broken(self, rule: str, date: object, detail: str) -> None:
-        if rule in self.cfg.warn_only:
+    def broken(self, rule: str, date: object, detail: str, hint: str = "") -> None:
+        if rule in self.allowed:
             self.report.add(rule, self.ticker, date, detail)
         else:
-            raise DataQualityError(rule, self.ticker, date, detail, self.source)
+            raise DataQualityError(rule, self.ticker, date, detail + hint, self.source)
 
 
-def check_frames(raw: RawPrices, cfg: QualityConfig) -> tuple[dict[str, pd.DataFrame], pd.Series | None, QualityReport]:
-    """Validate every ticker frame and the benchmark; return numeric, sorted, de-duplicated copies."""
+def check_frames(
+    raw: RawPrices, cfg: QualityConfig, provider: str = ""
+) -> tuple[dict[str, pd.DataFrame], pd.Series | None, QualityReport]:
+    """Validate every ticker frame and the benchmark; return numeric, sorted, de-duplicated copies.
+    `provider` decides which rules only warn when `cfg.warn_only` is null."""
     report = QualityReport()
+    allowed = cfg.allowed(provider)
     clean: dict[str, pd.DataFrame] = {}
     for ticker, frame in raw.frames.items():
-        clean[ticker] = check_frame(frame, ticker, cfg, report, raw.origins.get(ticker, raw.source))
+        clean[ticker] = check_frame(frame, ticker, cfg, report, raw.origins.get(ticker, raw.source), allowed)
     bench = None
     if raw.benchmark is not None:
         name = raw.benchmark_name or "benchmark"
-        bench = check_frame(raw.benchmark.to_frame("close"), name, cfg, report, raw.source)["close"]
-    for line in report.warnings[:20]:
-        log.warning("data quality (allowed by config): %s", line)
-    if len(report.warnings) > 20:
-        log.warning("... and %d more data-quality warnings", len(report.warnings) - 20)
+        bench = check_frame(raw.benchmark.to_frame("close"), name, cfg, report, raw.source, allowed)["close"]
+    if report.warnings:
+        log.info("%s", report.summary())
     return clean, bench, report
 
 
-def check_frame(frame: pd.DataFrame, ticker: str, cfg: QualityConfig, report: QualityReport,
-                source: str | None = None) -> pd.DataFrame:
-    check = _Checker(cfg, report, ticker, source)
+def check_frame(
+    frame: pd.DataFrame,
+    ticker: str,
+    cfg: QualityConfig,
+    report: QualityReport,
+    source: str | None = None,
+    allowed: tuple[str, ...] | None = None,
+) -> pd.DataFrame:
+    check = _Checker(cfg.allowed("") if allowed is None else allowed, report, ticker, source)
     if frame is None or len(frame) == 0:
         raise DataQualityError("empty", ticker, None, "no rows in the requested date range", source)
     if "close" not in frame.columns:
-        raise DataQualityError("missing_column", ticker, None, f"no close column (columns: {list(frame.columns)})", source)
+        raise DataQualityError(
+            "missing_column", ticker, None, f"no close column (columns: {list(frame.columns)})", source
+        )
     frame = frame[[c for c in FIELDS if c in frame.columns]]
 
     index = pd.DatetimeIndex(frame.index)
@@ -101,8 +123,11 @@ def check_frame(frame: pd.DataFrame, ticker: str, cfg: QualityConfig, report: Qu
     became_nan = was_value & numeric.isna().to_numpy()
     if became_nan.any():
         row, col = np.argwhere(became_nan)[0]
-        check.broken("non_numeric", numeric.index[row],
-                     f"{int(became_nan.sum())} non-numeric value(s), first {frame.iat[row, col]!r} in {frame.columns[col]}")
+        check.broken(
+            "non_numeric",
+            numeric.index[row],
+            f"{int(became_nan.sum())} non-numeric value(s), first {frame.iat[row, col]!r} in {frame.columns[col]}",
+        )
     prices = [c for c in ("open", "high", "low", "close") if c in numeric.columns]
     bad = (numeric[prices] <= 0).to_numpy()
     if "volume" in numeric.columns:
@@ -113,8 +138,10 @@ def check_frame(frame: pd.DataFrame, ticker: str, cfg: QualityConfig, report: Qu
         mask = np.concatenate([bad, bad_vol], axis=1)
         row, col = np.argwhere(mask)[0]
         cols = prices + (["volume"] if bad_vol.shape[1] else [])
-        check.broken("non_positive", numeric.index[row],
-                     f"{int(mask.sum())} non-positive value(s), first {numeric.iat[row, numeric.columns.get_loc(cols[col])]} in {cols[col]}")
+        first = numeric.iat[row, numeric.columns.get_loc(cols[col])]
+        check.broken(
+            "non_positive", numeric.index[row], f"{int(mask.sum())} non-positive value(s), first {first} in {cols[col]}"
+        )
         numeric[prices] = numeric[prices].where(~bad)
         if bad_vol.shape[1]:
             numeric["volume"] = numeric["volume"].where(~bad_vol[:, 0])
@@ -128,7 +155,13 @@ def check_frame(frame: pd.DataFrame, ticker: str, cfg: QualityConfig, report: Qu
         for k in np.flatnonzero(jumps > cfg.max_abs_log_return):
             at, before = numeric.index[valid[k + 1]], numeric.index[valid[k]]
             ratio = close[valid[k + 1]] / close[valid[k]]
-            check.broken("jump", at, f"close moved x{ratio:.3f} from {before.date()} (limit |log return| "
-                                     f"{cfg.max_abs_log_return}); an unadjusted split? Use adjusted prices")
+            check.broken(
+                "jump",
+                at,
+                f"close moved x{ratio:.3f} from {before.date()} (|log return| "
+                f"{jumps[k]:.2f} > data.quality.max_abs_log_return {cfg.max_abs_log_return})",
+                hint="; if this is an unadjusted split, use adjusted prices; if it is a real move, allow it "
+                "with data.quality.warn_only: [jump]",
+            )
     numeric.index.name = "date"
     return numeric
