@@ -9,6 +9,7 @@ Random Dirichlet target weights (every asset held, so the correlation gate is bu
 "K=32x5" what a MultiAgentTradingVectorEnv of 32 five-agent episodes runs. Compare "us per
 portfolio-step" with bench_env.py's us/step of the matching env to see the gate's share.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,10 +32,17 @@ def synthetic(n_assets: int, n_days: int = 3000, seed: int = 0) -> MarketData:
     close = 50 * np.exp(np.cumsum(r, axis=0))
     dates = pd.bdate_range("2000-01-03", periods=n_days).to_numpy().astype("datetime64[D]")
     a, b = int(n_days * 0.6), int(n_days * 0.8)
-    return MarketData(dates=dates, tickers=tuple(f"S{i}" for i in range(n_assets)), fields=("close",),
-                      values=close[:, :, None], benchmark=None, benchmark_name=None,
-                      splits={"train": (0, a), "validation": (a, b), "test": (b, n_days)},
-                      source="synthetic", provider="synthetic")
+    return MarketData(
+        dates=dates,
+        tickers=tuple(f"S{i}" for i in range(n_assets)),
+        fields=("close",),
+        values=close[:, :, None],
+        benchmark=None,
+        benchmark_name=None,
+        splits={"train": (0, a), "validation": (a, b), "test": (b, n_days)},
+        source="synthetic",
+        provider="synthetic",
+    )
 
 
 def measure(market: MarketData, cfg: Config, k: int, steps: int, start: int, group: int = 0) -> tuple[float, float]:
@@ -54,7 +62,7 @@ def measure(market: MarketData, cfg: Config, k: int, steps: int, start: int, gro
     for i in range(steps):
         if np.max(pm.t) >= last:
             pm.reset(starts)
-        pm.step(targets[i], validate=False)
+        pm.step(targets[i], check=False)
     return steps / (time.perf_counter() - t0), build
 
 
@@ -63,20 +71,31 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3000)
     args = p.parse_args()
     logging.disable(logging.WARNING)
-    cfg = config_from_dict({"data": {"quality": {"warn_only": ["jump"]}}})
+    cfg = config_from_dict({})
     sample = load_market_data(cfg.data)
     rows = []
-    for label, market, start in (("sample, N=20", sample, sample.splits["validation"][0]),
-                                 ("synthetic, N=500", synthetic(500), 300)):
+    for label, market, start in (
+        ("sample, N=20", sample, sample.splits["validation"][0]),
+        ("synthetic, N=500", synthetic(500), 300),
+    ):
         small = market.n_assets < 100
         for name, k, group in (("1", 1, 0), ("5, one day", 5, 0), ("64, own days", 64, 1), ("32x5, own days", 160, 5)):
             if not small and k > 5:
                 continue
-            sps, build = measure(market, cfg, k, (args.steps if small else args.steps // 5) // max(1, k // 16),
-                                 max(start, 300), group)
-            rows.append({"data": label, "K": name, "steps/s": round(sps), "portfolio-steps/s": round(sps * k),
-                         "us/step": round(1e6 / sps, 1), "us per portfolio-step": round(1e6 / sps / k, 1),
-                         "build s": round(build, 2)})
+            sps, build = measure(
+                market, cfg, k, (args.steps if small else args.steps // 5) // max(1, k // 16), max(start, 300), group
+            )
+            rows.append(
+                {
+                    "data": label,
+                    "K": name,
+                    "steps/s": round(sps),
+                    "portfolio-steps/s": round(sps * k),
+                    "us/step": round(1e6 / sps, 1),
+                    "us per portfolio-step": round(1e6 / sps / k, 1),
+                    "build s": round(build, 2),
+                }
+            )
     print(pd.DataFrame(rows).to_string(index=False))
 
 

@@ -1,4 +1,5 @@
 """The book and execution costs, pinned to hand-checked numbers on real days."""
+
 import numpy as np
 import pytest
 
@@ -26,10 +27,10 @@ def test_first_trade_costs_and_fill_by_hand(sample_market):
     fill = book.rebalance(target, m.close[t], t, ex)
 
     close_t, close_next = m.close[t, i], m.close[t + 1, i]
-    r = m.close[t - 62:t + 1, i] / m.close[t - 63:t, i] - 1.0          # the 63 returns known at t
+    r = m.close[t - 62 : t + 1, i] / m.close[t - 63 : t, i] - 1.0  # the 63 returns known at t
     slip = (2 + 0.05 * np.std(r, ddof=1) * 1e4) / 1e4
     shares = 100_000.0 / close_t
-    traded = shares * close_next                                       # filled at the next close
+    traded = shares * close_next  # filled at the next close
     assert ex.fills_at == "close" and ex.fill[t, i] == close_next
     assert book.shares[0, i] == pytest.approx(shares)
     assert fill.commission[0] == pytest.approx(traded * 5e-4)
@@ -53,13 +54,13 @@ def test_fill_at_next_open_when_the_data_has_opens():
     book = Book(1, 2, 1000.0)
     book.mark(close[5])
     book.rebalance(np.array([[0.5, 0.0]]), close[5], 5, ex)
-    assert book.entry[0, 0] == pytest.approx(open_[6, 0])   # the open of t+1, not the close of t
+    assert book.entry[0, 0] == pytest.approx(open_[6, 0])  # the open of t+1, not the close of t
     assert book.shares[0, 0] == pytest.approx(500.0 / close[5, 0])
 
 
 def test_gap_up_never_overdraws_cash():
     close = np.full((200, 2), 100.0)
-    close[101:] = 130.0                                      # +30% overnight gap after the decision
+    close[101:] = 130.0  # +30% overnight gap after the decision
     m = synthetic_market(close)
     mr = MarketRisk.build(m, risk_config())
     ex = ExecutionModel.build(m, EXEC, mr)
@@ -68,7 +69,7 @@ def test_gap_up_never_overdraws_cash():
     fill = book.rebalance(np.array([[0.6, 0.4]]), close[100], 100, ex)
     assert fill.scaled[0] and book.cash[0] >= -1e-9
     value = book.mark(close[101])
-    assert (book.shares[0] * close[101]).sum() <= value[0] + 1e-9    # leverage <= 1 after the fill
+    assert (book.shares[0] * close[101]).sum() <= value[0] + 1e-9  # leverage <= 1 after the fill
 
 
 def test_average_entry_and_exit():
@@ -76,13 +77,14 @@ def test_average_entry_and_exit():
     close[61:] = 12.0
     close = np.hstack([close, np.full((120, 1), 5.0)])
     m = synthetic_market(close)
-    ex = ExecutionModel.build(m, ExecutionConfig(commission_bps=0, slippage_bps=0, slippage_vol_coef=0),
-                              MarketRisk.build(m, risk_config()))
+    ex = ExecutionModel.build(
+        m, ExecutionConfig(commission_bps=0, slippage_bps=0, slippage_vol_coef=0), MarketRisk.build(m, risk_config())
+    )
     book = Book(1, 2, 1000.0)
     book.mark(close[59])
-    book.rebalance(np.array([[0.5, 0.0]]), close[59], 59, ex)        # 50 shares at 10
+    book.rebalance(np.array([[0.5, 0.0]]), close[59], 59, ex)  # 50 shares at 10
     book.mark(close[60])
-    book.rebalance(np.array([[0.6, 0.0]]), close[60], 60, ex)        # +10 shares at 12
+    book.rebalance(np.array([[0.6, 0.0]]), close[60], 60, ex)  # +10 shares at 12
     assert book.entry[0, 0] == pytest.approx((50 * 10 + 10 * 12) / 60)
     book.mark(close[61])
     book.rebalance(np.zeros((1, 2)), close[61], 61, ex)
@@ -92,13 +94,14 @@ def test_average_entry_and_exit():
 def test_volume_impact_raises_slippage(tmp_path):
     close = np.full((100, 2), 50.0)
     m = synthetic_market(close)
-    values = np.concatenate([m.values, np.full((100, 2, 1), 1000.0)], axis=2)   # 1,000 shares a day
+    values = np.concatenate([m.values, np.full((100, 2, 1), 1000.0)], axis=2)  # 1,000 shares a day
     import dataclasses
+
     m = dataclasses.replace(m, fields=("close", "volume"), values=values)
     mr = MarketRisk.build(m, risk_config())
     cfg = ExecutionConfig(commission_bps=0, slippage_bps=0, slippage_vol_coef=0, impact_coef=0.1)
     ex = ExecutionModel.build(m, cfg, mr)
-    slip = ex.slippage(50, np.array([[5000.0, 0.0]]))                # 10% of the 50,000 traded daily
+    slip = ex.slippage(50, np.array([[5000.0, 0.0]]))  # 10% of the 50,000 traded daily
     assert slip[0, 0] == pytest.approx(0.1 * 0.1) and slip[0, 1] == 0.0
 
 

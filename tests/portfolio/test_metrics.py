@@ -1,4 +1,5 @@
 """Our metrics against empyrical on real returns (the test split of the sample set), to 1e-8."""
+
 import empyrical as ep
 import numpy as np
 import pytest
@@ -9,9 +10,9 @@ from wealtharena.portfolio import metrics
 @pytest.fixture(scope="module")
 def returns(sample_market):
     a, b = sample_market.splits["test"]
-    close = sample_market.close[a - 1:b]
-    ew = (close[1:] / close[:-1] - 1.0).mean(axis=1)             # equal weight, rebalanced daily
-    bench = sample_market.benchmark[a - 1:b]
+    close = sample_market.close[a - 1 : b]
+    ew = (close[1:] / close[:-1] - 1.0).mean(axis=1)  # equal weight, rebalanced daily
+    bench = sample_market.benchmark[a - 1 : b]
     return ew, bench[1:] / bench[:-1] - 1.0
 
 

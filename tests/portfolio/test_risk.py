@@ -1,4 +1,5 @@
 """Each limit alone on real days, all together, bad inputs, and property tests of the guarantee."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,12 +28,18 @@ def _apply(rm, w, t, value=None, current=None, close=None, entry=None):
     value = np.ones(k) if value is None else value
     if rm.peak.max() == 0:
         rm.reset(value)
-    return rm.apply(np.atleast_2d(w), t, value, np.zeros((k, n)) if current is None else current,
-                    np.ones(n) if close is None else close, np.zeros((k, n)) if entry is None else entry)
+    return rm.apply(
+        np.atleast_2d(w),
+        t,
+        value,
+        np.zeros((k, n)) if current is None else current,
+        np.ones(n) if close is None else close,
+        np.zeros((k, n)) if entry is None else entry,
+    )
 
 
 def _port_returns(mr, w, t, lookback):
-    return mr.returns[t - lookback + 1:t + 1] @ w
+    return mr.returns[t - lookback + 1 : t + 1] @ w
 
 
 # --------------------------------------------------------------------------- each limit alone
@@ -51,7 +58,7 @@ def test_vol_ceiling_in_the_2020_crash(sample_market):
     out = _apply(rm, np.full(20, 0.05), t)
     vol = np.std(_port_returns(mr, out[0], t, 63), ddof=1) * np.sqrt(252)
     assert "vol_target" in rm.events(0) and vol <= 0.12 + 1e-12 and vol > 0.119
-    assert out.sum() < 0.3                                       # the crash forces most of it to cash
+    assert out.sum() < 0.3  # the crash forces most of it to cash
 
 
 def test_var_limit_historical_and_parametric(sample_market):
@@ -64,6 +71,7 @@ def test_var_limit_historical_and_parametric(sample_market):
             var = -np.percentile(r, 5)
         else:
             from scipy.stats import norm
+
             var = norm.ppf(0.95) * np.std(r, ddof=1) - r.mean()
         assert "var_limit" in rm.events(0) and var == pytest.approx(0.01, rel=1e-6) and var <= 0.01
         assert rm.cvar[0] >= rm.var[0]
@@ -73,14 +81,14 @@ def test_correlation_cuts_the_smaller_holding(sample_market):
     t = _day(sample_market, "2021-06-01")
     mr = MarketRisk.build(sample_market, risk_config(max_correlation=0.7))
     i, j = sample_market.tickers.index("CVX"), sample_market.tickers.index("XOM")
-    assert mr.corr[t, i, j] > 0.7                               # two oil majors move together
+    assert mr.corr[t, i, j] > 0.7  # two oil majors move together
     rm, _ = _gate(sample_market, risk_config(max_correlation=0.7))
     w = np.zeros(20)
     w[i], w[j] = 0.10, 0.12
     out = _apply(rm, w, t)
     assert out[0, j] == pytest.approx(0.12) and out[0, i] == pytest.approx(0.02)
     assert rm.events(0) == ["correlation"] and rm.explain(0, sample_market.tickers) == ["correlation: CVX"]
-    w[i] = w[j] = 0.10                                           # a tie: the later one (XOM) is cut
+    w[i] = w[j] = 0.10  # a tie: the later one (XOM) is cut
     out = _apply(rm, w, t)
     assert out[0, i] == pytest.approx(0.10) and out[0, j] == pytest.approx(0.02)
 
@@ -96,17 +104,17 @@ def test_stop_loss_then_cooldown_on_real_days(sample_market):
     w = np.zeros((1, 20))
     w[0, a] = 0.10
     pm.step(w)
-    entry = m.close[t0 + 1, a]                                   # filled at the close of 2020-02-20
+    entry = m.close[t0 + 1, a]  # filled at the close of 2020-02-20
     assert pm.book.entry[0, a] == pytest.approx(entry)
     expected = next(t for t in range(t0 + 1, t0 + 60) if m.close[t, a] <= 0.92 * entry)
     while pm.t < expected:
         res = pm.step(w)
         assert res.allowed[0, a] > 0
-    res = pm.step(w)                                            # decision at the close of `expected`
+    res = pm.step(w)  # decision at the close of `expected`
     assert res.allowed[0, a] == 0.0 and "stop_loss" in pm.risk.events(0)
     # entry 78.406 (close of 2020-02-20); 72.991 on the 24th is -6.9%, 70.518 on the 25th is -10.1%
     assert str(m.dates[expected]) == "2020-02-25" and entry == pytest.approx(78.406)
-    for _ in range(4):                                           # still cooling down: cannot re-enter
+    for _ in range(4):  # still cooling down: cannot re-enter
         res = pm.step(w)
         assert res.allowed[0, a] == 0.0 and "cooldown" in pm.risk.events(0)
     res = pm.step(w)
@@ -122,7 +130,7 @@ def test_take_profit(sample_market):
     w = np.zeros((1, 20))
     w[0, a] = 0.10
     pm.step(w)
-    for _ in range(500):   # daily rebalancing moves the average entry; check against the entry of the day
+    for _ in range(500):  # daily rebalancing moves the average entry; check against the entry of the day
         due = m.close[pm.t, a] >= 1.2 * pm.book.entry[0, a]
         res = pm.step(w)
         assert (res.allowed[0, a] == 0.0) == due and ("take_profit" in pm.risk.events(0)) == due
@@ -152,7 +160,8 @@ def test_drawdown_states_reduce_halt_resume(sample_market):
             assert res.allowed.sum() == 0.0
     assert seen[REDUCING] == "2020-03-09" and seen[HALTED] == "2020-03-12"
     from wealtharena.portfolio.risk import R
-    assert pm.risk.counts[0, R["resume"]] == 1                    # 10 days after the halt, from a fresh peak
+
+    assert pm.risk.counts[0, R["resume"]] == 1  # 10 days after the halt, from a fresh peak
     assert pm.risk.counts[0, R["drawdown_halt"]] == 10
 
 
@@ -168,7 +177,7 @@ def test_halt_never_resumes_when_configured(sample_market):
 
 def test_regime_multiplier_kelly_and_vol_sizing(sample_market, sample_features):
     t = _day(sample_market, "2020-03-20")
-    assert sample_features.regime[t] == 2                        # volatile
+    assert sample_features.regime[t] == 2  # volatile
     rm, _ = _gate(sample_market, risk_config(regime_multipliers={"volatile": 0.5}), regime=sample_features.regime)
     out = _apply(rm, np.full(20, 0.04), t)
     assert out.sum() == pytest.approx(0.4) and rm.events(0) == ["regime"]
@@ -184,12 +193,15 @@ def test_regime_multiplier_kelly_and_vol_sizing(sample_market, sample_features):
 
 
 # ------------------------------------------------------------------------------ bad inputs
-@pytest.mark.parametrize("w, match", [
-    (np.full((1, 20), np.nan), "must be finite"),
-    (np.r_[-0.1, np.zeros(19)][None, :], "long-only"),
-    (np.zeros((1, 19)), r"shape \(1, 20\)"),
-    (np.full((1, 20), 0.06), r"sum to 1\.2000, above max_leverage 1\.0"),
-])
+@pytest.mark.parametrize(
+    "w, match",
+    [
+        (np.full((1, 20), np.nan), "must be finite"),
+        (np.r_[-0.1, np.zeros(19)][None, :], "long-only"),
+        (np.zeros((1, 19)), r"shape \(1, 20\)"),
+        (np.full((1, 20), 0.06), r"sum to 1\.2000, above max_leverage 1\.0"),
+    ],
+)
 def test_bad_targets_are_rejected(sample_market, w, match):
     rm, _ = _gate(sample_market, RiskConfig())
     with pytest.raises(RiskInputError, match=match):
@@ -199,8 +211,9 @@ def test_bad_targets_are_rejected(sample_market, w, match):
 def test_leverage_limit_holds_without_validation(sample_market):
     rm, _ = _gate(sample_market, risk_config(max_leverage=1.0))
     rm.reset(np.ones(1))
-    out = rm.apply(np.full((1, 20), 0.08), 7000, np.ones(1), np.zeros((1, 20)), np.ones(20), np.zeros((1, 20)),
-                   validate=False)
+    out = rm.apply(
+        np.full((1, 20), 0.08), 7000, np.ones(1), np.zeros((1, 20)), np.ones(20), np.zeros((1, 20)), check=False
+    )
     assert out.sum() == pytest.approx(1.0) and "leverage" in rm.events(0)
 
 
@@ -216,7 +229,7 @@ def _violations(rm, mr, out, t, current, state_before_halt):
         c = mr.corr_at(t)[np.ix_(big, big)]
         bad += int((c > lim.max_correlation[k]).any())
         lb = min(t + 1, 252)
-        r = mr.returns[t - lb + 1:t + 1] @ w
+        r = mr.returns[t - lb + 1 : t + 1] @ w
         if np.isfinite(lim.vol_target[k]):
             bad += int(np.std(r[-63:], ddof=1) * np.sqrt(252) > lim.vol_target[k] + 1e-9)
         bad += int(-np.percentile(r, 5) > lim.var_limit[k] + 1e-9)
@@ -232,10 +245,16 @@ weights = st.lists(st.floats(0, 1), min_size=20, max_size=20)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(raw=st.lists(weights, min_size=5, max_size=5), day=st.integers(300, 8310),
-       dd=st.floats(0, 0.4), scale=st.floats(0.01, 1.0), entry_ratio=st.floats(0.7, 1.4))
+@given(
+    raw=st.lists(weights, min_size=5, max_size=5),
+    day=st.integers(300, 8310),
+    dd=st.floats(0, 0.4),
+    scale=st.floats(0.01, 1.0),
+    entry_ratio=st.floats(0.7, 1.4),
+)
 def test_every_hard_limit_holds_on_real_data(sample_market, raw, day, dd, scale, entry_ratio):
     from wealtharena.config import Config
+
     cfg = Config()
     risks = [cfg.profile_risk(a.profile) for a in cfg.agents]
     rm, mr = _gate(sample_market, *risks)
@@ -256,12 +275,12 @@ def price_paths(draw):
     rng = np.random.default_rng(seed)
     vol = draw(st.floats(0.005, 0.06))
     r = rng.normal(0.0003, vol, (t, n))
-    if draw(st.booleans()):                      # a crash
+    if draw(st.booleans()):  # a crash
         at = draw(st.integers(260, t - 5))
-        r[at:at + 3] -= draw(st.floats(0.05, 0.3))
-    if draw(st.booleans()):                      # a gap
+        r[at : at + 3] -= draw(st.floats(0.05, 0.3))
+    if draw(st.booleans()):  # a gap
         r[draw(st.integers(200, t - 1)), draw(st.integers(0, n - 1))] += draw(st.floats(-0.5, 0.5))
-    if draw(st.booleans()):                      # a common factor: high correlations
+    if draw(st.booleans()):  # a common factor: high correlations
         r += rng.normal(0, vol * 2, (t, 1))
     close = 100 * np.exp(np.cumsum(np.clip(r, -0.9, 0.9), axis=0))
     return close
@@ -271,8 +290,15 @@ def price_paths(draw):
 @given(close=price_paths(), seed=st.integers(0, 1000))
 def test_every_hard_limit_holds_on_random_paths_through_a_whole_run(close, seed):
     m = synthetic_market(close)
-    risk = RiskConfig(max_position=0.4, vol_target=0.2, var_limit=0.03, max_correlation=0.7,
-                      max_drawdown=0.1, halt_drawdown=0.2, resume_after_days=5)
+    risk = RiskConfig(
+        max_position=0.4,
+        vol_target=0.2,
+        var_limit=0.03,
+        max_correlation=0.7,
+        max_drawdown=0.1,
+        halt_drawdown=0.2,
+        resume_after_days=5,
+    )
     pm = PortfolioManager(m, [risk, RiskConfig()], ExecutionConfig(), 1e6)
     pm.reset(260)
     rng = np.random.default_rng(seed)
@@ -284,28 +310,6 @@ def test_every_hard_limit_holds_on_random_paths_through_a_whole_run(close, seed)
         res = pm.step(w)
         assert _violations(pm.risk, pm.market_risk, res.allowed, t, current, None) == 0
         assert (pm.book.cash >= -1e-6).all()
-
-
-def test_correlation_rule_one_pass_and_rounds_agree(sample_market):
-    """Dates whose hot pairs are disjoint take a one-pass path; it must give the greedy result."""
-    five = [risk_config(max_correlation=0.6, correlation_min_weight=0.0)] * 5
-    rm, _ = _gate(sample_market, *five)
-    rounds, _ = _gate(sample_market, *five)
-    rounds._disjoint = None                                    # always the general rounds
-    rng = np.random.default_rng(0)
-    days = [t for t in range(300, len(sample_market.dates) - 1, 97)]
-    both = 0
-    for t in days:
-        w = rng.dirichlet(np.ones(20), size=5) * 0.9
-        i, j = np.nonzero(np.triu(rm._hot[t], 1))
-        if len(i):
-            w[0, j[0]] = w[0, i[0]]                            # a tie on a hot pair: the earlier asset is kept
-        a, b = w.copy(), w.copy()
-        rm._correlation(a, t, False)
-        rounds._correlation(b, t, False)
-        np.testing.assert_array_equal(a, b)
-        both += bool(rm._disjoint[t]) and not np.array_equal(a, w)
-    assert both >= 3                                           # the one-pass path really cut something
 
 
 def _greedy(w, hot, minw):
@@ -326,36 +330,49 @@ def _greedy(w, hot, minw):
 
 @pytest.mark.parametrize("per_row, self_hot", [(False, False), (True, False), (False, True)])
 def test_correlation_rule_bit_sets_and_masks_give_the_plain_greedy_result(sample_market, per_row, self_hot):
-    """The default path works on uint64 bit sets, the fallback on [K, N, N] masks: both must give
-    the plain greedy rule on real days, with ties, small holdings and one or many days per call,
-    and an asset never conflicts with itself (even where a correlation table's diagonal is 1)."""
-    from wealtharena.portfolio.risk import _bitsets
+    """The usual path works on uint64 bit sets, the general one (more than 64 assets, or per-portfolio
+    thresholds) on [K, N, N] masks: both must give the plain greedy rule on real days, with ties, small
+    holdings and one or many days per call, and an asset never conflicts with itself (even where a
+    correlation table's diagonal is 1)."""
+    from wealtharena.portfolio import rules
 
-    five = [risk_config(max_correlation=0.5, correlation_min_weight=0.03)] * 5
-    bits, _ = _gate(sample_market, *five)
-    masks, _ = _gate(sample_market, *five)
+    mr = MarketRisk.build(sample_market, risk_config(max_correlation=0.5))
+    hot = mr.corr > 0.5
     if self_hot:
-        for rm in (bits, masks):
-            rm._hot = rm._hot | np.eye(20, dtype=bool)[None]
-            rm._hotbits = _bitsets(rm._hot)
-            rm._disjoint = None
-    masks._hotbits = None
-    assert bits._hotbits is not None
+        hot = hot | np.eye(20, dtype=bool)[None]
+    hot_bits = rules.bitsets(hot)
+    bits = np.left_shift(np.uint64(1), np.arange(20, dtype=np.uint64))
+    minw = np.full((5, 1), 0.03)
     rng = np.random.default_rng(1)
-    cut = 0
+    cut_total = 0
     for t in range(300, len(sample_market.dates) - 1, 37):
         days = rng.integers(300, len(sample_market.dates) - 1, size=5) if per_row else t
         w = rng.dirichlet(np.full(20, 0.7), size=5) * 0.95
-        w[1, 3] = w[1, 7] = w[1].max()                             # ties
-        w[2, :5] = 0.02                                            # below the size limit: never cut
-        hot = [bits._hot[d] for d in (days if per_row else [t] * 5)]
-        want = _greedy(w, hot, 0.03)
-        a, b = w.copy(), w.copy()
-        bits.asset_flags["correlation"] = bits._no_assets            # as apply() does before the rule
-        bits._correlation(a, days, per_row)
-        masks._correlation(b, days, per_row)
-        np.testing.assert_array_equal(a, want)
-        np.testing.assert_array_equal(b, want)
-        np.testing.assert_array_equal(bits.asset_flags["correlation"], a != w)
-        cut += int((a != w).sum())
-    assert cut > 50
+        w[1, 3] = w[1, 7] = w[1].max()  # ties
+        w[2, :5] = 0.02  # below the size limit: never cut
+        want = _greedy(w, [hot[d] for d in (days if per_row else [t] * 5)], 0.03)
+        for cut in (
+            rules.correlation_cuts_bits(w, hot_bits[days], bits, minw),
+            rules.correlation_cuts_masks(w, hot[days], minw),
+        ):
+            got = w.copy()
+            if cut is not None:
+                got[cut] = 0.03
+            np.testing.assert_array_equal(got, want)
+        cut_total += int((want != w).sum())
+    assert cut_total > 50
+
+
+def test_per_portfolio_correlation_limits_take_the_mask_path(sample_market):
+    """Agents with different max_correlation: each portfolio is held to its own limit."""
+    strict, loose = risk_config(max_correlation=0.3), risk_config(max_correlation=0.95)
+    rm, mr = _gate(sample_market, strict, loose)
+    assert rm.correlations.mixed and rm.correlations.hot_bits is None
+    t = 7000
+    w = np.full((2, 20), 0.045)
+    out = _apply(rm, w, t)
+    for k, limit in enumerate((0.3, 0.95)):
+        big = np.flatnonzero(out[k] > 0.02 + 1e-12)
+        c = mr.corr_at(t)[np.ix_(big, big)]
+        assert (c <= limit).all()
+    assert (out[0] < w[0]).sum() > (out[1] < w[1]).sum()  # the strict book is cut more

@@ -5,6 +5,7 @@ weights (decided at the close of t, on the value marked at that close) into orde
 t+1 through the `ExecutionModel`, pays commission and slippage, and never lets cash fall below
 -(max_leverage - 1) * value: buys are scaled down pro rata when a gap up would overdraw it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,10 +21,10 @@ _nz = np.count_nonzero
 class Fill:
     """What one rebalance did, per portfolio: costs in currency, traded value over portfolio value."""
 
-    commission: np.ndarray   # [K]
-    slippage: np.ndarray     # [K]
-    traded: np.ndarray       # [K] sum |order value| / value (two-way turnover)
-    scaled: np.ndarray       # [K] bool: buys were scaled down for lack of cash
+    commission: np.ndarray  # [K]
+    slippage: np.ndarray  # [K]
+    traded: np.ndarray  # [K] sum |order value| / value (two-way turnover)
+    scaled: np.ndarray  # [K] bool: buys were scaled down for lack of cash
 
     @property
     def costs(self) -> np.ndarray:
@@ -41,7 +42,7 @@ class Book:
         self.value = np.full(n_agents, self.initial_cash)
         self._pos_value = np.zeros((n_agents, n_assets))
         self._weights = np.zeros((n_agents, n_assets))
-        self._floor_factor = -(self.max_leverage - 1.0)    # cash may not fall below this x value
+        self._floor_factor = -(self.max_leverage - 1.0)  # cash may not fall below this x value
 
     def reset(self, rows: np.ndarray | None = None) -> None:
         """All cash again: every portfolio, or only `rows` (indices or a [K] mask)."""
@@ -76,10 +77,10 @@ class Book:
         order_value = np.abs(delta)
         order_value *= fill
         slip = execution.slippage(t, order_value)
-        px = np.copysign(slip, delta)                      # buys pay up, sells receive less
+        px = np.copysign(slip, delta)  # buys pay up, sells receive less
         px += 1.0
         px *= fill
-        flow = delta * px                                  # cash spent (+) or received (-) per order
+        flow = delta * px  # cash spent (+) or received (-) per order
         commission = order_value * execution.commission
         cash_after = self.cash - np.add.reduce(flow + commission, 1)
         scaled = cash_after < self._floor_factor * value - 1e-9
@@ -101,5 +102,9 @@ class Book:
         self.entry *= new_shares > 1e-12
         self.shares = new_shares
         self.cash = cash_after
-        return Fill(commission=np.add.reduce(commission, 1), slippage=np.add.reduce(order_value * slip, 1),
-                    traded=np.add.reduce(order_value, 1) / value, scaled=scaled)
+        return Fill(
+            commission=np.add.reduce(commission, 1),
+            slippage=np.add.reduce(order_value * slip, 1),
+            traded=np.add.reduce(order_value, 1) / value,
+            scaled=scaled,
+        )

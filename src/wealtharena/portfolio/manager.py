@@ -8,6 +8,7 @@ One `step(target, t)`:
     fill    = book.rebalance(allowed, t)        fills at t+1 (open, else close), costs paid
     value_{t+1}         marked at the close of t+1
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,22 +20,30 @@ from wealtharena.config import ExecutionConfig, RiskConfig
 from wealtharena.data.market_data import MarketData
 from wealtharena.portfolio.book import Book, Fill
 from wealtharena.portfolio.execution import ExecutionModel
+from wealtharena.portfolio.limits import RiskLimits
 from wealtharena.portfolio.market_risk import MarketRisk
-from wealtharena.portfolio.risk import RiskLimits, RiskManager
+from wealtharena.portfolio.risk import RiskManager
 
 
 @dataclass
 class StepResult:
-    allowed: np.ndarray        # [K, N] weights after the risk gate (decision time)
+    allowed: np.ndarray  # [K, N] weights after the risk gate (decision time)
     fill: Fill
-    value_before: np.ndarray   # [K] at the close of t
-    value_after: np.ndarray    # [K] at the close of t+1
+    value_before: np.ndarray  # [K] at the close of t
+    value_after: np.ndarray  # [K] at the close of t+1
 
 
 class PortfolioManager:
-    def __init__(self, market: MarketData, risks: Sequence[RiskConfig], execution: ExecutionConfig,
-                 initial_cash: float, regime: np.ndarray | None = None,
-                 market_risk: MarketRisk | None = None, clock_group: int = 1):
+    def __init__(
+        self,
+        market: MarketData,
+        risks: Sequence[RiskConfig],
+        execution: ExecutionConfig,
+        initial_cash: float,
+        regime: np.ndarray | None = None,
+        market_risk: MarketRisk | None = None,
+        clock_group: int = 1,
+    ):
         self.market = market
         self.close = np.ascontiguousarray(market.close)
         self.market_risk = market_risk or MarketRisk.build(market, risks[0], regime)
@@ -42,7 +51,7 @@ class PortfolioManager:
         self.limits = RiskLimits.from_configs(risks)
         self.risk = RiskManager(self.limits, self.market_risk, clock_group)
         self.book = Book(len(risks), market.n_assets, initial_cash, self.limits.max_leverage)
-        self.clock = np.zeros(len(risks), dtype=np.int64)   # each portfolio's day
+        self.clock = np.zeros(len(risks), dtype=np.int64)  # each portfolio's day
         self.t: int | np.ndarray = 0
 
     @property
@@ -55,8 +64,10 @@ class PortfolioManager:
         they share one clock and an int array [K] once they do not."""
         t0 = np.asarray(t0, dtype=np.int64)
         if t0.size and not (0 <= t0.min() and t0.max() < len(self.close) - 1):
-            raise ValueError(f"start row {int(t0.min()) if t0.min() < 0 else int(t0.max())} leaves no next day "
-                             f"to fill at (rows 0..{len(self.close) - 2})")
+            raise ValueError(
+                f"start row {int(t0.min()) if t0.min() < 0 else int(t0.max())} leaves no next day "
+                f"to fill at (rows 0..{len(self.close) - 2})"
+            )
         if rows is None:
             self.clock[:] = t0
             self.book.reset()
@@ -67,12 +78,13 @@ class PortfolioManager:
         self.book.mark(self.close[self.t])
         self.risk.reset(self.book.value, rows)
 
-    def step(self, target: np.ndarray, validate: bool = True) -> StepResult:
-        """Apply target weights [K, N] decided at the close of `self.t`; advance to t+1."""
+    def step(self, target: np.ndarray, check: bool = True) -> StepResult:
+        """Apply target weights [K, N] decided at the close of `self.t`; advance to t+1. `check`: validate
+        the targets first (`RiskManager.check_targets`)."""
         t = self.t
         close_t = self.close[t]
         value_before = self.book.value.copy()
-        allowed = self.risk.apply(target, t, value_before, self.book.weights(), close_t, self.book.entry, validate)
+        allowed = self.risk.apply(target, t, value_before, self.book.weights(), close_t, self.book.entry, check)
         fill = self.book.rebalance(allowed, close_t, t, self.execution)
         self.t = t + 1
         self.clock += 1

@@ -3,6 +3,7 @@
 Row t uses returns up to and including day t (known at the close of t, when decisions are made).
 The first rows use the history available so far (an expanding window until the lookback fills).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,15 +72,22 @@ class MarketRisk:
             p = wins / np.maximum(wins + losses, 1.0)
             payoff = (gain / np.maximum(wins, 1.0)) / (loss / np.maximum(losses, 1.0))
             kelly = np.where(np.isfinite(payoff) & (payoff > 0), p - (1.0 - p) / payoff, 0.0)
-        return cls(returns=r, vol=vol, corr=corr, adv=adv, kelly=kelly, regime=regime,
-                   lookback_max=max(risk.vol_lookback, risk.var_lookback),
-                   correlation_lookback=risk.correlation_lookback)
+        return cls(
+            returns=r,
+            vol=vol,
+            corr=corr,
+            adv=adv,
+            kelly=kelly,
+            regime=regime,
+            lookback_max=max(risk.vol_lookback, risk.var_lookback),
+            correlation_lookback=risk.correlation_lookback,
+        )
 
     def corr_at(self, t: int) -> np.ndarray:
         if self.corr is not None:
             return self.corr[t]
         a = max(0, t - self.correlation_lookback + 1)
-        window = self.returns[a:t + 1]
+        window = self.returns[a : t + 1]
         c = np.corrcoef(window, rowvar=False) if len(window) > 2 else np.zeros((window.shape[1],) * 2)
         c = np.nan_to_num(c, nan=0.0)  # a flat asset has no correlation with anything
         np.fill_diagonal(c, 0.0)

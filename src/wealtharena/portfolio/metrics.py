@@ -18,6 +18,7 @@ Conventions (the same as empyrical, against which the tests cross-check on real 
 - win rate: share of days with r > 0 among days with r != 0.
 - turnover: mean over days of sum_i |w_t,i - w_(t-1),i| / 2 (one-way).
 """
+
 from __future__ import annotations
 
 import math
@@ -140,8 +141,9 @@ def turnover(weights: np.ndarray) -> float:
     return float(np.abs(np.diff(w, axis=0)).sum(axis=1).mean() / 2.0)
 
 
-def sharpe_interval(r: np.ndarray, confidence: float = 0.95, n_boot: int = 1000, block: int = 20,
-                    seed: int = 0, periods: int = PERIODS) -> tuple[float, float]:
+def sharpe_interval(
+    r: np.ndarray, confidence: float = 0.95, n_boot: int = 1000, block: int = 20, seed: int = 0, periods: int = PERIODS
+) -> tuple[float, float]:
     """Bootstrap interval of the annualised Sharpe ratio: circular block bootstrap (blocks of
     `block` days keep short-range dependence), `n_boot` resamples, fixed `seed` so the numbers
     reproduce. Returns (low, high) percentiles at (1 -/+ confidence) / 2."""
@@ -182,16 +184,27 @@ class Metrics:
         return asdict(self)
 
 
-def compute_metrics(r: np.ndarray, benchmark: np.ndarray | None = None, weights: np.ndarray | None = None,
-                    confidence: float = 0.95, periods: int = PERIODS) -> Metrics:
+def compute_metrics(
+    r: np.ndarray,
+    benchmark: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    confidence: float = 0.95,
+    periods: int = PERIODS,
+) -> Metrics:
     """Every metric above for one daily return series (and optionally a benchmark and weights)."""
     r = _arr(r)
     return Metrics(
-        total_return=total_return(r), annual_return=annual_return(r, periods),
-        annual_volatility=annual_volatility(r, periods), sharpe=sharpe(r, periods=periods),
-        sortino=sortino(r, periods), calmar=calmar(r, periods), max_drawdown=max_drawdown(r),
-        max_drawdown_days=max_drawdown_duration(r), var_95=value_at_risk(r, confidence),
-        cvar_95=conditional_value_at_risk(r, confidence), win_rate=win_rate(r),
+        total_return=total_return(r),
+        annual_return=annual_return(r, periods),
+        annual_volatility=annual_volatility(r, periods),
+        sharpe=sharpe(r, periods=periods),
+        sortino=sortino(r, periods),
+        calmar=calmar(r, periods),
+        max_drawdown=max_drawdown(r),
+        max_drawdown_days=max_drawdown_duration(r),
+        var_95=value_at_risk(r, confidence),
+        cvar_95=conditional_value_at_risk(r, confidence),
+        win_rate=win_rate(r),
         beta=beta(r, benchmark) if benchmark is not None else None,
         alpha=alpha(r, benchmark, periods) if benchmark is not None else None,
         information_ratio=information_ratio(r, benchmark, periods) if benchmark is not None else None,
