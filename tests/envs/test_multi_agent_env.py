@@ -17,8 +17,8 @@ def _actions(env, rng):
     return {a: rng.uniform(-1, 1, 21).astype(np.float32) for a in env.agents}
 
 
-def test_rllib_checker_and_spaces(base):
-    env = MultiAgentTradingEnv({"config": base})
+def test_rllib_checker_and_spaces(base, sample_data):
+    env = MultiAgentTradingEnv({"config": base}, data=sample_data)
     check_multiagent_environments(env)
     assert env.possible_agents == ["conservative_0", "conservative_1", "balanced_0", "aggressive_0", "aggressive_1"]
     obs, infos = env.reset(seed=0)
@@ -27,25 +27,25 @@ def test_rllib_checker_and_spaces(base):
     assert all(INFO_KEYS <= set(i) for i in infos.values())
 
 
-def test_shared_market_view_independent_portfolios(base):
-    env = MultiAgentTradingEnv({"config": base})
+def test_shared_market_view_independent_portfolios(base, sample_data):
+    env = MultiAgentTradingEnv({"config": base}, data=sample_data)
     obs, _ = env.reset(seed=1)
     rng = np.random.default_rng(0)
     obs, rew, term, trunc, infos = env.step(_actions(env, rng))
-    dm = env.core.dm
+    dm = env.core.observer.market_dim
     first = next(iter(obs.values()))
-    assert all(np.array_equal(o[:dm], first[:dm]) for o in obs.values())      # one market view
+    assert all(np.array_equal(o[:dm], first[:dm]) for o in obs.values())  # one market view
     values = [i["portfolio_value"] for i in infos.values()]
-    assert len(set(values)) == 5                                              # five books
+    assert len(set(values)) == 5  # five books
     desk = obs["balanced_0"][-20:]
     others = [infos[a]["weights"] for a in env.agents if a != "balanced_0"]
-    assert np.allclose(desk, env.core.pm.book.weights()[[0, 1, 3, 4]].mean(axis=0), atol=1e-6)
+    assert np.allclose(desk, env.core.portfolio.book.weights()[[0, 1, 3, 4]].mean(axis=0), atol=1e-6)
     assert len(others) == 4 and set(term) == set(trunc) == set(env.possible_agents) | {"__all__"}
 
 
-def test_same_seed_same_trajectories(base):
+def test_same_seed_same_trajectories(base, sample_data):
     def run(seed):
-        env = MultiAgentTradingEnv({"config": base})
+        env = MultiAgentTradingEnv({"config": base}, data=sample_data)
         obs, _ = env.reset(seed=seed)
         rng = np.random.default_rng(seed)
         out = [np.stack(list(obs.values()))]
@@ -53,12 +53,13 @@ def test_same_seed_same_trajectories(base):
             obs, rew, *_ = env.step(_actions(env, rng))
             out.append(np.array(list(rew.values())))
         return out
+
     a, b = run(4), run(4)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_each_profile_keeps_its_limits(base):
-    env = MultiAgentTradingEnv({"config": base})
+def test_each_profile_keeps_its_limits(base, sample_data):
+    env = MultiAgentTradingEnv({"config": base}, data=sample_data)
     env.reset(seed=2)
     rng = np.random.default_rng(2)
     caps = {a.id: env.cfg.profile_risk(a.profile).max_position for a in env.cfg.agents}
@@ -72,9 +73,9 @@ def test_each_profile_keeps_its_limits(base):
             env.reset()
 
 
-def test_a_halted_agent_leaves_and_the_others_go_on(base):
+def test_a_halted_agent_leaves_and_the_others_go_on(base, sample_data):
     cfg = {**base, "profiles": {"conservative": {"risk": {"max_drawdown": 0.001, "halt_drawdown": 0.002}}}}
-    env = MultiAgentTradingEnv({"config": cfg, "split": "validation", "random_start": False})
+    env = MultiAgentTradingEnv({"config": cfg, "split": "validation", "random_start": False}, data=sample_data)
     env.reset()
     all_in = {a: np.r_[np.ones(20), -1.0].astype(np.float32) for a in env.possible_agents}
     gone = set()
@@ -89,12 +90,12 @@ def test_a_halted_agent_leaves_and_the_others_go_on(base):
     assert set(obs) == set(rew) == set(infos) == {"balanced_0", "aggressive_0", "aggressive_1"}
 
 
-def test_env_config_errors_are_clear(base):
+def test_env_config_errors_are_clear(base, sample_data):
     with pytest.raises(ConfigError, match="spilt"):
-        MultiAgentTradingEnv({"config": base, "spilt": "test"})
+        MultiAgentTradingEnv({"config": base, "spilt": "test"}, data=sample_data)
     with pytest.raises(ConfigError, match="split must be train, validation or test"):
-        MultiAgentTradingEnv({"config": base, "split": "holdout"})
-    env = MultiAgentTradingEnv({"config": base})
+        MultiAgentTradingEnv({"config": base, "split": "holdout"}, data=sample_data)
+    env = MultiAgentTradingEnv({"config": base}, data=sample_data)
     env.reset(seed=0)
     with pytest.raises(ActionError, match="no action for active agent 'conservative_0'"):
         env.step({})

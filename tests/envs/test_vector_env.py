@@ -1,4 +1,5 @@
 """The vector envs are B copies of the single envs, stepped as one array: same numbers, autoreset included."""
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -29,13 +30,15 @@ def base(sample_config):
     return cfg
 
 
-def test_make_vec_builds_the_array_env(base):
-    envs = gym.make_vec("WealthArena-v0", num_envs=4, vectorization_mode="vector_entry_point", config=base)
+def test_make_vec_builds_the_array_env(base, sample_data):
+    envs = gym.make_vec(
+        "WealthArena-v0", num_envs=4, vectorization_mode="vector_entry_point", config=base, data=sample_data
+    )
     assert isinstance(envs, TradingVectorEnv)
     obs, infos = envs.reset(seed=0)
     assert obs.shape == (4, 765) and obs.dtype == np.float32 and envs.action_space.shape == (4, 21)
     assert infos["portfolio_value"].shape == (4,) and infos["_portfolio_value"].all()
-    assert len(set(envs.unwrapped.core.t0.tolist())) > 1            # independent episodes, own start days
+    assert len(set(envs.unwrapped.core.t0.tolist())) > 1  # independent episodes, own start days
 
 
 def _record_vector(envs, steps, actions):
@@ -47,7 +50,7 @@ def _record_vector(envs, steps, actions):
     for i in range(steps):
         obs, rew, term, trunc, infos = envs.step(actions[i])
         for e in range(envs.num_envs):
-            if ended[e]:                                              # this step restarted it
+            if ended[e]:  # this step restarted it
                 assert rew[e] == 0.0 and not term[e] and not trunc[e] and not infos["risk_events"][e].any()
                 episodes[e].append({"t0": int(core.t0[e]), "obs0": obs[e], "steps": []})
             else:
@@ -56,15 +59,15 @@ def _record_vector(envs, steps, actions):
     return episodes
 
 
-def test_vector_env_matches_single_envs_through_autoreset(base):
-    envs = TradingVectorEnv(3, config=base)
+def test_vector_env_matches_single_envs_through_autoreset(base, sample_data):
+    envs = TradingVectorEnv(3, config=base, data=sample_data)
     rng = np.random.default_rng(0)
     actions = rng.normal(0, 1.5, (3 * LENGTH + 5, 3, 21))
     episodes = _record_vector(envs, len(actions), actions)
-    single = TradingEnv(config=base)
+    single = TradingEnv(config=base, data=sample_data)
     checked = 0
     for per_env in episodes:
-        assert len(per_env) >= 3                                     # at least two autoresets each
+        assert len(per_env) >= 3  # at least two autoresets each
         for ep in per_env:
             obs = single.core.reset(_Start(ep["t0"]), LENGTH)[0]
             np.testing.assert_allclose(obs, ep["obs0"], rtol=0, atol=1e-6)
@@ -78,8 +81,8 @@ def test_vector_env_matches_single_envs_through_autoreset(base):
     assert checked >= 3 * LENGTH
 
 
-def test_multi_agent_vector_env_matches_single_envs(base):
-    envs = MultiAgentTradingVectorEnv(2, {"config": base})
+def test_multi_agent_vector_env_matches_single_envs(base, sample_data):
+    envs = MultiAgentTradingVectorEnv(2, {"config": base}, data=sample_data)
     ids = envs.agent_ids
     rng = np.random.default_rng(1)
     obs, infos = envs.reset(seed=5)
@@ -95,7 +98,7 @@ def test_multi_agent_vector_env_matches_single_envs(base):
     restart = envs.step([{a: np.zeros(21) for a in ids} for _ in range(2)])
     assert all(not restart[2][e]["__all__"] and set(restart[0][e]) == set(ids) for e in range(2))
     for e in range(2):
-        single = MultiAgentTradingEnv({"config": base})
+        single = MultiAgentTradingEnv({"config": base}, data=sample_data)
         obs0 = single.core.reset(_Start(starts[e]), LENGTH)
         for k, a in enumerate(ids):
             np.testing.assert_allclose(obs0[k], first_obs[e][a], rtol=0, atol=1e-6)
@@ -109,14 +112,14 @@ def test_multi_agent_vector_env_matches_single_envs(base):
                 assert info[a]["date"] == v_info[e][a]["date"]
 
 
-def test_vector_envs_reject_bad_actions(base):
-    envs = TradingVectorEnv(2, config=base)
+def test_vector_envs_reject_bad_actions(base, sample_data):
+    envs = TradingVectorEnv(2, config=base, data=sample_data)
     envs.reset(seed=0)
     with pytest.raises(ActionError, match=r"shape \(2, 21\)"):
         envs.step(np.zeros((3, 21)))
     with pytest.raises(ActionError, match="NaN"):
         envs.step(np.full((2, 21), np.nan))
-    ma = MultiAgentTradingVectorEnv(2, {"config": base})
+    ma = MultiAgentTradingVectorEnv(2, {"config": base}, data=sample_data)
     ma.reset(seed=0)
     good = {a: np.zeros(21) for a in ma.agent_ids}
     with pytest.raises(ActionError, match="env 1: action of agent 'conservative_0' must have shape"):
@@ -125,15 +128,15 @@ def test_vector_envs_reject_bad_actions(base):
         ma.step([{a: v for a, v in good.items() if a != "balanced_0"}, good])
 
 
-def test_multi_agent_vector_env_without_step_infos_keeps_the_episode_summary(base):
+def test_multi_agent_vector_env_without_step_infos_keeps_the_episode_summary(base, sample_data):
     """Training runners set step_infos False: empty infos, except each agent's last step, which
     carries the episode's summed reward terms (what the training callback logs)."""
-    full = MultiAgentTradingVectorEnv(2, {"config": base})
-    lean = MultiAgentTradingVectorEnv(2, {"config": base, "step_infos": False})
+    full = MultiAgentTradingVectorEnv(2, {"config": base}, data=sample_data)
+    lean = MultiAgentTradingVectorEnv(2, {"config": base, "step_infos": False}, data=sample_data)
     full.reset(seed=2)
     lean.reset(seed=2)
     rng = np.random.default_rng(2)
-    for i in range(LENGTH):
+    for _i in range(LENGTH):
         acts = [{a: rng.normal(0, 1.5, 21) for a in full.agent_ids} for _ in range(2)]
         f, g = full.step(acts), lean.step(acts)
         for e in range(2):
@@ -150,14 +153,16 @@ def test_multi_agent_vector_env_without_step_infos_keeps_the_episode_summary(bas
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_training_infos_carry_the_critics_forward_returns_and_nothing_else_does(base, shuffle):
+def test_training_infos_carry_the_critics_forward_returns_and_nothing_else_does(base, shuffle, sample_data):
     """With critic_horizons (training runners only), every info holds the assets' realised log
     returns over the next h days from the info's own date, in the slot order the agent sees,
     stopping at the split's last row; envs built without it (evaluation) never carry them."""
     cfg = {**base, "env": {**base["env"], "shuffle_assets": shuffle}}
     horizons = [1, 3]
-    env = MultiAgentTradingVectorEnv(2, {"config": cfg, "step_infos": False, "critic_horizons": horizons})
-    plain = MultiAgentTradingVectorEnv(2, {"config": cfg, "step_infos": True})
+    env = MultiAgentTradingVectorEnv(
+        2, {"config": cfg, "step_infos": False, "critic_horizons": horizons}, data=sample_data
+    )
+    plain = MultiAgentTradingVectorEnv(2, {"config": cfg, "step_infos": True}, data=sample_data)
     market = env.core.data.market
     close, last, n = market.close, env.core.hi, env.core.n
 
@@ -165,8 +170,8 @@ def test_training_infos_carry_the_critics_forward_returns_and_nothing_else_does(
         for e, per_agent in enumerate(infos):
             for aid, info in per_agent.items():
                 row = e * env.core.n_agents + env.agent_ids.index(aid)
-                t = int(env.core.pm.clock[row])
-                slots = env.core.perm[row]                     # slot j shows asset perm[j]
+                t = int(env.core.portfolio.clock[row])
+                slots = env.core.order.perm[row]  # slot j shows asset perm[j]
                 want = np.stack([np.log(close[min(t + h, last)] / close[t]) for h in horizons])[:, slots]
                 np.testing.assert_allclose(info["critic"], want.ravel(), rtol=1e-5, atol=1e-7)
 
@@ -179,7 +184,7 @@ def test_training_infos_carry_the_critics_forward_returns_and_nothing_else_does(
         check(env.step(acts)[4])
         assert all("critic" not in info for per_agent in plain.step(acts)[4] for info in per_agent.values())
     # near the end of the split the horizon stops at its last row (no validation prices in training)
-    env.core.pm.clock[:] = last - 1
-    fwd = env.core.critic_inputs([0]).reshape(len(horizons), n)
+    env.core.portfolio.clock[:] = last - 1
+    fwd = env.core.critic_inputs(np.array([0])).reshape(len(horizons), n)
     np.testing.assert_allclose(fwd[0], fwd[1], rtol=1e-6)
     assert np.abs(fwd).max() > 0

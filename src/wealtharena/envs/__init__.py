@@ -4,6 +4,7 @@
 `gymnasium.make_vec("WealthArena-v0", num_envs=64, vectorization_mode="vector_entry_point")` a
 `TradingVectorEnv` (64 episodes stepped as one array).
 """
+
 from gymnasium.envs.registration import register, registry
 
 from wealtharena.envs.trading_env import TradingEnv
@@ -12,8 +13,11 @@ from wealtharena.envs.vector_env import TradingVectorEnv
 __all__ = ["TradingEnv", "TradingVectorEnv", "MultiAgentTradingEnv", "MultiAgentTradingVectorEnv"]
 
 if "WealthArena-v0" not in registry:
-    register(id="WealthArena-v0", entry_point="wealtharena.envs.trading_env:TradingEnv",
-             vector_entry_point="wealtharena.envs.vector_env:TradingVectorEnv")
+    register(
+        id="WealthArena-v0",
+        entry_point="wealtharena.envs.trading_env:TradingEnv",
+        vector_entry_point="wealtharena.envs.vector_env:TradingVectorEnv",
+    )
 
 
 def __getattr__(name: str):

@@ -1,8 +1,9 @@
 """MultiAgentTradingEnv: 5 agents (by default) on one market clock, as an RLlib `MultiAgentEnv`;
 MultiAgentTradingVectorEnv: many such episodes stepped as one array (see envs/vector_env.py)."""
+
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -12,7 +13,8 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.rllib.env.vector.vector_multi_agent_env import VectorMultiAgentEnv
 
 from wealtharena.config import Config, coerce_config
-from wealtharena.envs.core import TradingCore, data_key, load_env_data
+from wealtharena.envs.core import TradingCore
+from wealtharena.envs.data import EnvData
 from wealtharena.errors import ActionError, ConfigError
 
 
@@ -69,10 +71,11 @@ class MultiAgentTradingEnv(MultiAgentEnv):
     `env_config`: `{"config": <Config | dict | path | name>, "split": "train", "random_start": None,
     "step_infos": True}`. The trainer sets `step_infos: False`: its env runners then return an
     agent's info only on that agent's last step (where the episode's reward terms are), since RLlib
-    does not learn from infos.
+    does not learn from infos. `data` (an `EnvData`) is what the env runs on; without it the env
+    loads its own (training's env creators hand every runner the driver's copy).
     """
 
-    def __init__(self, env_config: dict[str, Any] | None = None):
+    def __init__(self, env_config: dict[str, Any] | None = None, data: EnvData | None = None):
         opts = EnvOptions.from_env_config(env_config)
         super().__init__()
         self.cfg = opts.config
@@ -80,9 +83,9 @@ class MultiAgentTradingEnv(MultiAgentEnv):
         self.random_start = self.cfg.env.random_start if opts.random_start is None else opts.random_start
         self.step_infos = opts.step_infos
         self.agent_ids = [a.id for a in self.cfg.agents]
-        self.core = TradingCore(self.cfg, [a.profile for a in self.cfg.agents], self.split,
-                                data=load_env_data(self.cfg, market=shared_market(self.cfg)),
-                                desk=self.cfg.env.desk_observation)
+        self.core = TradingCore(
+            self.cfg, [a.profile for a in self.cfg.agents], self.split, data=data, desk=self.cfg.env.desk_observation
+        )
         if opts.critic_horizons:
             self.core.enable_critic_inputs(opts.critic_horizons)
         self.possible_agents = list(self.agent_ids)
@@ -114,14 +117,22 @@ class MultiAgentTradingEnv(MultiAgentEnv):
                 continue
             if agent not in action_dict:
                 raise ActionError(f"no action for active agent '{agent}' (active: {self.agents})")
-            actions[k] = action_dict[agent] if np.shape(action_dict[agent]) == actions[k].shape else _bad(agent, action_dict[agent], actions[k].shape)
+            actions[k] = (
+                action_dict[agent]
+                if np.shape(action_dict[agent]) == actions[k].shape
+                else _bad(agent, action_dict[agent], actions[k].shape)
+            )
         was_active = ~self.core.done
-        obs, rewards, terminated, truncated = self.core.step(actions)
-        truncated = bool(truncated[0])
-        out_obs, out_rew, out_term, out_trunc, out_info = {}, {}, {}, {}, {}
+        obs, rewards, terminated, truncated_envs = self.core.step(actions)
+        truncated = bool(truncated_envs[0])
+        out_obs: dict[str, Any] = {}
+        out_rew: dict[str, Any] = {}
+        out_term: dict[str, Any] = {}
+        out_trunc: dict[str, Any] = {}
+        out_info: dict[str, Any] = {}
         rows = np.flatnonzero(was_active).tolist()
         term, rew = terminated.tolist(), rewards.tolist()
-        final = [term[k] or truncated for k in rows]
+        final = [bool(term[k] or truncated) for k in rows]
         infos = self.core.step_infos(rows, final, self.step_infos)
         obs = obs.copy()
         for i, k in enumerate(rows):
@@ -166,22 +177,27 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
 
     metadata = {"autoreset_mode": "next_step"}
 
-    def __init__(self, num_envs: int = 8, env_config: dict[str, Any] | None = None):
+    def __init__(self, num_envs: int = 8, env_config: dict[str, Any] | None = None, data: EnvData | None = None):
         opts = EnvOptions.from_env_config(env_config)
         self.cfg = opts.config
         self.split = opts.split
         self.random_start = self.cfg.env.random_start if opts.random_start is None else opts.random_start
         self.num_envs = int(num_envs)
         self.agent_ids = [a.id for a in self.cfg.agents]
-        self.core = TradingCore(self.cfg, [a.profile for a in self.cfg.agents], self.split,
-                                data=load_env_data(self.cfg, market=shared_market(self.cfg)),
-                                desk=self.cfg.env.desk_observation, n_envs=self.num_envs)
+        self.core = TradingCore(
+            self.cfg,
+            [a.profile for a in self.cfg.agents],
+            self.split,
+            data=data,
+            desk=self.cfg.env.desk_observation,
+            n_envs=self.num_envs,
+        )
         if opts.critic_horizons:
             self.core.enable_critic_inputs(opts.critic_horizons)
         obs_space = spaces.Box(-self.core.obs_bound, self.core.obs_bound, (self.core.dim,), np.float32)
         act_space = spaces.Box(-1.0, 1.0, (self.core.n + 1,), np.float32)
-        self.single_observation_spaces = {a: obs_space for a in self.agent_ids}
-        self.single_action_spaces = {a: act_space for a in self.agent_ids}
+        self.single_observation_spaces: dict[str, gym.Space] = {a: obs_space for a in self.agent_ids}
+        self.single_action_spaces: dict[str, gym.Space] = {a: act_space for a in self.agent_ids}
         self.single_observation_space = gym.spaces.Dict(self.single_observation_spaces)
         self.single_action_space = gym.spaces.Dict(self.single_action_spaces)
         self.observation_names = self.core.names
@@ -202,16 +218,18 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
         self._pending.fill(False)
         ids, a = self.agent_ids, self.core.n_agents
         infos = self.core.infos(range(self.core.k), [False] * self.core.k)
-        return ([dict(zip(ids, obs[e * a:(e + 1) * a])) for e in range(self.num_envs)],
-                [dict(zip(ids, infos[e * a:(e + 1) * a])) for e in range(self.num_envs)])
+        return (
+            [dict(zip(ids, obs[e * a : (e + 1) * a])) for e in range(self.num_envs)],
+            [dict(zip(ids, infos[e * a : (e + 1) * a])) for e in range(self.num_envs)],
+        )
 
-    def step(self, actions: list[dict[str, np.ndarray]]) -> tuple[list, list, list, list, list]:
+    def step(self, actions: list[dict[str, np.ndarray]]) -> tuple[list[dict[str, Any]], ...]:
         core, ids, a = self.core, self.agent_ids, self.core.n_agents
         if len(actions) != self.num_envs:
             raise ActionError(f"expected {self.num_envs} action dicts (one per env), got {len(actions)}")
         buf = self._actions
         shape = buf.shape[1:]
-        try:                                            # usual case: every agent of every env acted
+        try:  # usual case: every agent of every env acted
             stacked = np.asarray([d[aid] for d in actions for aid in ids], dtype=np.float64)
             fast = stacked.shape == buf.shape and not (self._pending.any() or core.done.any())
             if fast:
@@ -228,17 +246,22 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
         term = terminated.tolist()
         done = core.done
         trunc = truncated.tolist()
-        live = was_active if restart is None else was_active | np.repeat(restart, a)
+        live: np.ndarray = was_active if restart is None else was_active | np.repeat(restart, a)
         rows = np.flatnonzero(live).tolist()
         final = [term[k] or trunc[k // a] for k in rows]
         infos = iter(core.step_infos(rows, final, self.step_infos))
-        full = live.reshape(self.num_envs, a).all(axis=1).tolist()
-        live = live.tolist()
-        out = ([], [], [], [], [])
+        full = cast(list[bool], live.reshape(self.num_envs, a).all(axis=1).tolist())
+        acting: list[bool] = live.tolist()
+        out: tuple[list[dict[str, Any]], ...] = ([], [], [], [], [])
+        o: dict[str, Any]
+        r: dict[str, Any]
+        te: dict[str, Any]
+        tr: dict[str, Any]
+        inf: dict[str, Any]
         for e in range(self.num_envs):
-            trunc_e = trunc[e]
+            trunc_e = bool(trunc[e])
             lo, hi = e * a, (e + 1) * a
-            if full[e]:                                 # every agent of the episode acted
+            if full[e]:  # every agent of the episode acted
                 o, r, te = dict(zip(ids, obs[lo:hi])), dict(zip(ids, rew[lo:hi])), dict(zip(ids, term[lo:hi]))
                 tr = {aid: trunc_e and not x for aid, x in zip(ids, term[lo:hi])}
                 inf = {aid: next(infos) for aid in ids}
@@ -251,14 +274,14 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
             o, r, te, tr, inf = {}, {}, {}, {}, {}
             for j, aid in enumerate(ids):
                 k = e * a + j
-                if not live[k]:
+                if not acting[k]:
                     continue
                 o[aid] = obs[k]
                 r[aid] = rew[k]
                 te[aid] = term[k]
                 tr[aid] = trunc_e and not term[k]
                 inf[aid] = next(infos)
-            all_term = bool(done[e * a:(e + 1) * a].all())
+            all_term = bool(done[e * a : (e + 1) * a].all())
             te["__all__"], tr["__all__"] = all_term, trunc_e
             self._pending[e] = all_term or trunc_e
             for lst, d in zip(out, (o, r, te, tr, inf)):
@@ -281,8 +304,10 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
                 if act is None:
                     raise ActionError(f"env {e}: no action for active agent '{aid}'")
                 if np.shape(act) != shape:
-                    raise ActionError(f"env {e}: action of agent '{aid}' must have shape {shape} "
-                                      f"(one score per asset, then cash); got {np.shape(act)}")
+                    raise ActionError(
+                        f"env {e}: action of agent '{aid}' must have shape {shape} "
+                        f"(one score per asset, then cash); got {np.shape(act)}"
+                    )
                 buf[row] = act
 
     def _rng(self) -> np.random.Generator | None:
@@ -292,25 +317,7 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
         return None if self._full else self.cfg.env.episode_length
 
 
-def market_actor_name(cfg: Config) -> str:
-    return f"wealtharena-market-{data_key(cfg)[:16]}"
-
-
-def shared_market(cfg: Config) -> Any:
-    """The MarketData the driver put in the Ray object store (training.data_service), or None.
-    On a cluster every env runner gets the panel from the object store instead of downloading it."""
-    try:
-        import ray
-
-        if not ray.is_initialized():
-            return None
-        holder = ray.get_actor(market_actor_name(cfg))
-        value = ray.get(holder.get.remote(), timeout=120)
-        return ray.get(value, timeout=120) if isinstance(value, ray.ObjectRef) else value
-    except Exception:  # no holder (a plain local run, or a restored algorithm): load as usual
-        return None
-
-
 def _bad(agent: str, action: Any, shape: tuple[int, ...]) -> np.ndarray:
-    raise ActionError(f"action of agent '{agent}' must have shape {shape} (one score per asset, then cash); "
-                      f"got {np.shape(action)}")
+    raise ActionError(
+        f"action of agent '{agent}' must have shape {shape} (one score per asset, then cash); got {np.shape(action)}"
+    )

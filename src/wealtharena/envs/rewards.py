@@ -23,6 +23,7 @@ about 0.015%^2, so investing beats cash only when the agent earns its risk. `sca
 | diversification | 0.001 * invested * ENB / N: ENB = (sum w)^2 / sum(w^2), the effective number of       |
 |                 | holdings of the invested part, times the invested fraction (a book in cash earns 0)   |
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -46,12 +47,14 @@ def momentum_signal(close: np.ndarray) -> np.ndarray:
 
 
 class CompositeReward:
-    """Holds each agent's running statistics (Sharpe EMAs, peak and drawdown)."""
+    """Holds each agent's running statistics: the EMAs of its return and squared return (for the
+    differential Sharpe ratio), its peak value and drawdown. `contrib` [K, 7] holds the last step's
+    signed, weighted terms (they add up to the reward)."""
 
     def __init__(self, weights: Sequence[RewardWeights], n_assets: int, scale: float):
         self.k = len(weights)
         w = np.array([[getattr(rw, t) for t in TERMS] for rw in weights])
-        self.coef = w * SIGNS * scale                         # [K, 7]: signed, scaled weights
+        self.coef = w * SIGNS * scale  # [K, 7]: signed, scaled weights
         self.n_assets = n_assets
         self.terms = np.zeros((self.k, len(TERMS)))
         self.contrib = np.zeros((self.k, len(TERMS)))
@@ -62,18 +65,31 @@ class CompositeReward:
         value = np.broadcast_to(np.asarray(value, dtype=np.float64), (self.k,))
         if rows is None:
             self.peak = value.copy()
-            self.a = np.zeros(self.k)
-            self.b = np.full(self.k, SEED_VOL ** 2)
-            self.dd = np.zeros(self.k)
+            self.ema_return = np.zeros(self.k)
+            self.ema_square = np.full(self.k, SEED_VOL**2)
+            self.drawdown = np.zeros(self.k)
             self.contrib.fill(0.0)
             return
         self.peak[rows] = value[rows]
-        self.a[rows] = 0.0
-        self.b[rows] = SEED_VOL ** 2
-        self.dd[rows] = 0.0
+        self.ema_return[rows] = 0.0
+        self.ema_square[rows] = SEED_VOL**2
+        self.drawdown[rows] = 0.0
         self.contrib[rows] = 0.0
 
-    def __call__(self, value_before: np.ndarray, value_after: np.ndarray, costs: np.ndarray, traded: np.ndarray, weights: np.ndarray, momentum: np.ndarray) -> np.ndarray:
+    def sharpe_ema(self) -> np.ndarray:
+        """[K] daily Sharpe ratio of the EMAs: mean / sqrt(mean square - mean^2)."""
+        a = self.ema_return
+        return a / np.sqrt(np.maximum(self.ema_square - a * a, 1e-12))
+
+    def __call__(
+        self,
+        value_before: np.ndarray,
+        value_after: np.ndarray,
+        costs: np.ndarray,
+        traded: np.ndarray,
+        weights: np.ndarray,
+        momentum: np.ndarray,
+    ) -> np.ndarray:
         """Rewards [K]. `weights` [K, N] are the allowed decision weights; `momentum` [N] (or [K, N],
         one day per agent) the signal at t."""
         terms = self.terms
@@ -81,16 +97,16 @@ class CompositeReward:
         terms[:, 0] = r
         np.maximum(self.peak, value_after, out=self.peak)
         dd = 1.0 - value_after / self.peak
-        terms[:, 1] = r * r + 0.5 * np.maximum(dd * dd - self.dd * self.dd, 0.0)
-        self.dd = dd
+        terms[:, 1] = r * r + 0.5 * np.maximum(dd * dd - self.drawdown * self.drawdown, 0.0)
+        self.drawdown = dd
         terms[:, 2] = costs / value_before
         terms[:, 3] = 0.005 * traded
-        a, b = self.a, self.b
+        a, b = self.ema_return, self.ema_square  # A and B of Moody and Saffell
         da, db = r - a, r * r - b
         denom = np.maximum(b - a * a, 1e-12) ** 1.5
         terms[:, 4] = ETA * np.minimum(np.maximum((b * da - 0.5 * a * db) / denom, -10.0), 10.0)
-        self.a = a + ETA * da
-        self.b = b + ETA * db
+        self.ema_return = a + ETA * da
+        self.ema_square = b + ETA * db
         terms[:, 5] = weights @ momentum if momentum.ndim == 1 else np.add.reduce(weights * momentum, 1)
         invested = np.add.reduce(weights, 1)
         sq = np.add.reduce(weights * weights, 1)

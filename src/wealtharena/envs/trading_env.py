@@ -1,4 +1,5 @@
 """TradingEnv: one agent managing a long-only portfolio of N real stocks, as a `gymnasium.Env`."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,9 @@ import numpy as np
 from gymnasium import spaces
 
 from wealtharena.config import Config, coerce_config
-from wealtharena.errors import ActionError
 from wealtharena.envs.core import TradingCore
+from wealtharena.envs.data import EnvData
+from wealtharena.errors import ActionError
 
 
 def resolve_env_config(config: Config | dict | str | os.PathLike[str] | None, overrides: dict[str, Any]) -> Config:
@@ -54,18 +56,29 @@ class TradingEnv(gym.Env):
 
     ## Info
     `portfolio_value`, `weights` (after risk), `drawdown`, `costs`, `risk_events`, `risk_state`,
-    `reward_terms`, `date` (of the close the observation is taken at).
+    `reward_terms`, `date` (of the close the observation is taken at); see `wealtharena.envs.infos`.
+
+    ## Data
+    `data` (an `EnvData`, `wealtharena.envs.data`) is the market data, features and observation block
+    the env runs on; without it the env loads its own from the config (through the Redis cache).
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, config: Config | dict | str | os.PathLike[str] | None = None, split: str = "train",
-                 profile: str = "balanced", render_mode: str | None = None, **overrides: Any):
+    def __init__(
+        self,
+        config: Config | dict | str | os.PathLike[str] | None = None,
+        split: str = "train",
+        profile: str = "balanced",
+        render_mode: str | None = None,
+        data: EnvData | None = None,
+        **overrides: Any,
+    ):
         self.cfg = resolve_env_config(config, overrides)
         self.split = split
         self.profile = profile
         self.render_mode = render_mode
-        self.core = TradingCore(self.cfg, [profile], split)
+        self.core = TradingCore(self.cfg, [profile], split, data=data)
         n = self.core.n
         self.observation_space = spaces.Box(-self.core.obs_bound, self.core.obs_bound, (self.core.dim,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (n + 1,), np.float32)
@@ -82,8 +95,9 @@ class TradingEnv(gym.Env):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.asarray(action)
         if action.shape != self.action_space.shape:
-            raise ActionError(f"action must have shape {self.action_space.shape} (one score per asset, then cash); "
-                              f"got {action.shape}")
+            raise ActionError(
+                f"action must have shape {self.action_space.shape} (one score per asset, then cash); got {action.shape}"
+            )
         obs, rewards, terminated, truncated = self.core.step(action[None, :])
         term, trunc = bool(terminated[0]), bool(truncated[0] and not terminated[0])
         return obs[0].copy(), float(rewards[0]), term, trunc, self.core.info(0, final=term or trunc)

@@ -13,6 +13,7 @@ episode's action and returns its first observation (reward 0, not done).
 
     envs = gymnasium.make_vec("WealthArena-v0", num_envs=64, vectorization_mode="vector_entry_point")
 """
+
 from __future__ import annotations
 
 import os
@@ -26,6 +27,7 @@ from gymnasium.vector.utils import batch_space
 
 from wealtharena.config import Config
 from wealtharena.envs.core import TradingCore
+from wealtharena.envs.data import EnvData
 from wealtharena.envs.rewards import TERMS
 from wealtharena.envs.trading_env import resolve_env_config
 from wealtharena.errors import ActionError
@@ -47,17 +49,25 @@ class TradingVectorEnv(gym.vector.VectorEnv):
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int = 8, config: Config | dict | str | os.PathLike[str] | None = None,
-                 split: str = "train", profile: str = "balanced", **overrides: Any):
+    def __init__(
+        self,
+        num_envs: int = 8,
+        config: Config | dict | str | os.PathLike[str] | None = None,
+        split: str = "train",
+        profile: str = "balanced",
+        data: EnvData | None = None,
+        **overrides: Any,
+    ):
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.cfg = resolve_env_config(config, overrides)
         self.split = split
         self.num_envs = int(num_envs)
-        self.core = TradingCore(self.cfg, [profile], split, n_envs=self.num_envs)
+        self.core = TradingCore(self.cfg, [profile], split, data=data, n_envs=self.num_envs)
         n = self.core.n
-        self.single_observation_space = spaces.Box(-self.core.obs_bound, self.core.obs_bound, (self.core.dim,),
-                                                   np.float32)
+        self.single_observation_space = spaces.Box(
+            -self.core.obs_bound, self.core.obs_bound, (self.core.dim,), np.float32
+        )
         self.single_action_space = spaces.Box(-1.0, 1.0, (n + 1,), np.float32)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
@@ -78,8 +88,10 @@ class TradingVectorEnv(gym.vector.VectorEnv):
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         actions = np.asarray(actions)
         if actions.shape != self.action_space.shape:
-            raise ActionError(f"actions must have shape {self.action_space.shape} (envs, one score per asset, "
-                              f"then cash); got {actions.shape}")
+            raise ActionError(
+                f"actions must have shape {self.action_space.shape} (envs, one score per asset, "
+                f"then cash); got {actions.shape}"
+            )
         restart = self._pending if self._pending.any() else None
         obs, rewards, terminated, truncated = self.core.step(actions, restart, self._rng(), self._length())
         truncated = truncated & ~terminated
@@ -94,21 +106,29 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         return None if self._full else self.cfg.env.episode_length
 
     def _infos(self, ended: np.ndarray | None) -> dict:
-        core, rm = self.core, self.core.pm.risk
+        core, risk = self.core, self.core.portfolio.risk
         all_ = self._all
         infos = {
-            "portfolio_value": core.pm.book.value.copy(), "_portfolio_value": all_,
-            "weights": core.last_weights.copy(), "_weights": all_,
-            "drawdown": core.reward.dd.copy(), "_drawdown": all_,
-            "costs": core.last_costs.copy(), "_costs": all_,
-            "risk_events": rm.flags.copy(), "_risk_events": all_,
-            "risk_state": _STATE_NAMES[rm.state], "_risk_state": all_,
+            "portfolio_value": core.portfolio.book.value.copy(),
+            "_portfolio_value": all_,
+            "weights": core.last_weights.copy(),
+            "_weights": all_,
+            "drawdown": core.reward.drawdown.copy(),
+            "_drawdown": all_,
+            "costs": core.last_costs.copy(),
+            "_costs": all_,
+            "risk_events": risk.flags.copy(),
+            "_risk_events": all_,
+            "risk_state": _STATE_NAMES[risk.state],
+            "_risk_state": all_,
             "reward_terms": {t: core.reward.contrib[:, j].copy() for j, t in enumerate(TERMS)},
             "_reward_terms": all_,
-            "date": core.data.market.dates[core.pm.clock], "_date": all_,
+            "date": core.data.market.dates[core.portfolio.clock],
+            "_date": all_,
         }
         if ended is not None:
-            infos["episode_reward_terms"] = {t: np.where(ended, core.episode_terms[:, j], 0.0)
-                                             for j, t in enumerate(TERMS)}
+            infos["episode_reward_terms"] = {
+                t: np.where(ended, core.episode_terms[:, j], 0.0) for j, t in enumerate(TERMS)
+            }
             infos["_episode_reward_terms"] = ended.copy()
         return infos
