@@ -8,6 +8,7 @@ this machine; env runners are spread by Ray. env steps/s = env steps sampled / w
 algo.train(), median over iterations after the first. On a 2-core machine runners beyond the
 physical cores share them: read the table as scaling of overhead, not of hardware.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,23 +33,32 @@ def main() -> None:
     from ray.cluster_utils import Cluster
 
     from wealtharena.config import load_config
+    from wealtharena.envs.data import load_env_data
     from wealtharena.training.algorithms import build_algorithm_config
-    from wealtharena.training.data_service import publish_market_data
-    from wealtharena.training.trainer import RUNTIME_ENV, runner_placement
+    from wealtharena.training.data_service import publish
+    from wealtharena.training.runtime import RUNTIME_ENV, runner_placement
 
     torch.set_num_threads(1)
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
-                                                            "object_store_memory": 256 * 2**20})
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "include_dashboard": False, "object_store_memory": 256 * 2**20},
+    )
     cluster.add_node(num_cpus=4, object_store_memory=256 * 2**20)
     rows = []
     try:
         ray.init(address=cluster.address, runtime_env=RUNTIME_ENV, logging_level=logging.ERROR, log_to_driver=False)
         for runners in (1, 2, 4):
-            cfg = load_config("default", {"training.num_env_runners": runners,
-                                          "training.num_envs_per_env_runner": args.envs,
-                                          "training.train_batch_size": args.batch})
-            holder = publish_market_data(cfg)  # noqa: F841
-            algo = build_algorithm_config(cfg).build_algo()
+            cfg = load_config(
+                "default",
+                {
+                    "training.num_env_runners": runners,
+                    "training.num_envs_per_env_runner": args.envs,
+                    "training.train_batch_size": args.batch,
+                },
+            )
+            data = load_env_data(cfg)
+            holder = publish(data)  # noqa: F841  (alive while the runners start)
+            algo = build_algorithm_config(cfg, data).build_algo()
             try:
                 nodes = {p["node_id"] for p in runner_placement(algo)}
                 rates = []
@@ -59,9 +69,15 @@ def main() -> None:
                         rates.append(steps / (time.perf_counter() - t0))
             finally:
                 algo.stop()
-            rows.append({"env runners": runners, "envs/runner": args.envs, "nodes used": len(nodes),
-                         "env steps/s": round(statistics.median(rates)),
-                         "agent steps/s": round(5 * statistics.median(rates))})
+            rows.append(
+                {
+                    "env runners": runners,
+                    "envs/runner": args.envs,
+                    "nodes used": len(nodes),
+                    "env steps/s": round(statistics.median(rates)),
+                    "agent steps/s": round(5 * statistics.median(rates)),
+                }
+            )
     finally:
         ray.shutdown()
         cluster.shutdown()

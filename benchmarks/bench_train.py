@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """PPO training throughput of WealthArena's 5-agent env against the same run with a no-op env of
 identical spaces (5 agents, same observation and action shapes, same episode length): RLlib's
-own ceiling on this machine. Target (issue #5): ours >= 0.9x the no-op figure.
+own ceiling on this machine. Target: ours >= 0.9x the no-op figure.
 
 Four runs, same PPO config:
 - no-op env, RLlib's MultiAgentEnvRunner (separate env objects in RLlib's SyncVectorMultiAgentEnv):
@@ -12,12 +12,14 @@ Four runs, same PPO config:
 - a no-op vector env on `VectorEnvRunner`: the ceiling of that path (it also skips RLlib's
   per-step deep copy of the observation dicts, so it sits above the first row).
 
-    python benchmarks/bench_train.py [--config default] [--iterations 3] [--rounds 3] [--runners 1] [--envs 4] [--batch N]
+    python benchmarks/bench_train.py [--config default] [--iterations 3] [--rounds 3] [--runners N] [--envs N]
+                                     [--batch N]
 
 env steps/s = env steps sampled / wall time of algo.train(). Both algorithms are built once, warmed
 up by one iteration, then measured in alternating rounds (no-op, ours, no-op, ours, ...) so that
 drift in the machine's speed hits both alike; the figure is the median over all measured iterations.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +33,15 @@ import pandas as pd
 from gymnasium import spaces
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.rllib.env.vector.vector_multi_agent_env import VectorMultiAgentEnv
+from ray.tune.registry import register_env
 
 from wealtharena.config import load_config
+from wealtharena.envs.data import load_env_data
+from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv, _EnvSlot
+from wealtharena.training.algorithms import build_algorithm_config
+from wealtharena.training.data_service import publish
+from wealtharena.training.env_runner import VectorEnvRunner
+from wealtharena.training.runtime import ray_session
 
 
 class NoOpMultiAgentEnv(MultiAgentEnv):
@@ -78,8 +87,6 @@ class NoOpVectorMultiAgentEnv(VectorMultiAgentEnv):
     metadata = {"autoreset_mode": "next_step"}
 
     def __init__(self, num_envs: int, env_config: dict):
-        from wealtharena.envs.multi_agent_env import _EnvSlot
-
         self.one = NoOpMultiAgentEnv(env_config)
         self.agent_ids = list(self.one.possible_agents)
         self.num_envs = num_envs
@@ -93,22 +100,36 @@ class NoOpVectorMultiAgentEnv(VectorMultiAgentEnv):
     def reset(self, *, seed=None, options=None):
         self.t[:] = 0
         o = self.one._obs
-        return [{a: o for a in self.agent_ids} for _ in range(self.num_envs)], [self.one.infos(self.agent_ids)
-                                                                                for _ in range(self.num_envs)]
+        return [{a: o for a in self.agent_ids} for _ in range(self.num_envs)], [
+            self.one.infos(self.agent_ids) for _ in range(self.num_envs)
+        ]
 
     def step(self, actions):
         out = ([], [], [], [], [])
         o, length = self.one._obs, self.one.length
         for e in range(self.num_envs):
-            self.t[e] = 0 if self.t[e] >= length else self.t[e] + 1   # autoreset: the reset obs, no step
+            self.t[e] = 0 if self.t[e] >= length else self.t[e] + 1  # autoreset: the reset obs, no step
             done = bool(self.t[e] >= length)
             rew = {a: 0.0 for a in self.agent_ids}
-            for lst, d in zip(out, ({a: o for a in self.agent_ids}, rew,
-                                    {a: False for a in self.agent_ids} | {"__all__": False},
-                                    {a: done for a in self.agent_ids} | {"__all__": done},
-                                    self.one.infos(self.agent_ids))):
+            for lst, d in zip(
+                out,
+                (
+                    {a: o for a in self.agent_ids},
+                    rew,
+                    {a: False for a in self.agent_ids} | {"__all__": False},
+                    {a: done for a in self.agent_ids} | {"__all__": done},
+                    self.one.infos(self.agent_ids),
+                ),
+            ):
                 lst.append(d)
         return out
+
+
+class NoOpVectorEnvRunner(VectorEnvRunner):
+    """`VectorEnvRunner` over the no-op vector env (no market data needed)."""
+
+    def build_env(self, num_envs: int, env_config: dict):
+        return NoOpVectorMultiAgentEnv(num_envs, env_config)
 
 
 def measure(algo, iterations: int) -> list[float]:
@@ -126,45 +147,54 @@ def main() -> None:
     p.add_argument("--config", default="default", help="config name or path (default: config/default.yaml)")
     p.add_argument("--iterations", type=int, default=3, help="iterations per round")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--runners", type=int, default=1)
-    p.add_argument("--envs", type=int, default=4)
+    p.add_argument("--runners", type=int, default=None, help="env runners (default: the config's)")
+    p.add_argument("--envs", type=int, default=None, help="episodes per runner (default: the config's)")
     p.add_argument("--batch", type=int, default=None, help="train batch size (default: config/default.yaml's)")
     args = p.parse_args()
     logging.disable(logging.WARNING)
-    from ray.tune.registry import register_env
-
-    from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
-    from wealtharena.training.algorithms import build_algorithm_config
-    from wealtharena.training.env_runner import VectorEnvRunner
-    from wealtharena.training.trainer import ray_session
-
-    class NoOpVectorEnvRunner(VectorEnvRunner):
-        env_class = NoOpVectorMultiAgentEnv
-
-    cfg = load_config(args.config, {"training.num_env_runners": args.runners,
-                                  "training.num_envs_per_env_runner": args.envs,
-                                  **({"training.train_batch_size": args.batch} if args.batch else {}),
-                                  # logical CPUs: the four algorithms train one at a time
-                                  "training.num_cpus": 4 * max(args.runners, 1)})
-    probe = MultiAgentTradingEnv({"config": cfg})
-    noop_config = {"agents": probe.possible_agents, "obs_dim": probe.core.dim, "act_dim": probe.core.n + 1,
-                   "length": cfg.env.episode_length,
-                   "critic_dim": len(cfg.training.critic_inputs() or []) * probe.core.n}
+    base = load_config(args.config)
+    runners = base.training.num_env_runners if args.runners is None else args.runners
+    envs = base.training.num_envs_per_env_runner if args.envs is None else args.envs
+    cfg = load_config(
+        args.config,
+        {
+            "training.num_env_runners": runners,
+            "training.num_envs_per_env_runner": envs,
+            **({"training.train_batch_size": args.batch} if args.batch else {}),
+            # logical CPUs: the four algorithms train one at a time
+            "training.num_cpus": 4 * max(runners, 1),
+        },
+    )
+    data = load_env_data(cfg)
+    probe = MultiAgentTradingEnv({"config": cfg}, data=data)
+    noop_config = {
+        "agents": probe.possible_agents,
+        "obs_dim": probe.core.dim,
+        "act_dim": probe.core.n + 1,
+        "length": cfg.env.episode_length,
+        "critic_dim": len(cfg.training.critic_inputs() or []) * probe.core.n,
+    }
     rows = []
     with ray_session(cfg, local=True):
+        holder = publish(data)  # noqa: F841  (every runner takes the driver's data)
         register_env("wealtharena_noop", lambda c: NoOpMultiAgentEnv(dict(c)))
         plain = cfg.model_copy(update={"training": cfg.training.model_copy(update={"vector_env": False})})
-        noop = build_algorithm_config(plain).environment("wealtharena_noop", env_config=noop_config)
-        noop_vec = (build_algorithm_config(cfg).environment("wealtharena_noop", env_config=noop_config)
-                    .env_runners(env_runner_cls=NoOpVectorEnvRunner))
-        algos = {"no-op env, RLlib's runner (ceiling)": noop.build_algo(),
-                 "MultiAgentTradingEnv, RLlib's runner": build_algorithm_config(plain).build_algo(),
-                 "MultiAgentTradingVectorEnv, VectorEnvRunner (default)": build_algorithm_config(cfg).build_algo(),
-                 "no-op vector env, VectorEnvRunner": noop_vec.build_algo()}
+        noop = build_algorithm_config(plain, data).environment("wealtharena_noop", env_config=noop_config)
+        noop_vec = (
+            build_algorithm_config(cfg, data)
+            .environment("wealtharena_noop", env_config=noop_config)
+            .env_runners(env_runner_cls=NoOpVectorEnvRunner)
+        )
+        algos = {
+            "no-op env, RLlib's runner (ceiling)": noop.build_algo(),
+            "MultiAgentTradingEnv, RLlib's runner": build_algorithm_config(plain, data).build_algo(),
+            "MultiAgentTradingVectorEnv, VectorEnvRunner (default)": build_algorithm_config(cfg, data).build_algo(),
+            "no-op vector env, VectorEnvRunner": noop_vec.build_algo(),
+        }
         try:
             rates: dict[str, list[float]] = {name: [] for name in algos}
             for algo in algos.values():
-                algo.train()                                   # warm-up: first sampling, module build
+                algo.train()  # warm-up: first sampling, module build
             for _ in range(args.rounds):
                 for name, algo in algos.items():
                     rates[name] += measure(algo, args.iterations)
@@ -172,13 +202,21 @@ def main() -> None:
             for algo in algos.values():
                 algo.stop()
         for name, r in rates.items():
-            rows.append({"env": name, "env steps/s": round(statistics.median(r)),
-                         "runners x envs": f"{args.runners} x {args.envs}", "batch": cfg.training.train_batch_size,
-                         "range": f"{min(r):.0f}-{max(r):.0f}"})
+            rows.append(
+                {
+                    "env": name,
+                    "env steps/s": round(statistics.median(r)),
+                    "runners x envs": f"{runners} x {envs}",
+                    "batch": cfg.training.train_batch_size,
+                    "range": f"{min(r):.0f}-{max(r):.0f}",
+                }
+            )
     table = pd.DataFrame(rows)
     table["ratio to no-op"] = (table["env steps/s"] / table["env steps/s"].iloc[0]).round(2)
-    print(f"PPO, config {args.config}, torch threads 1, {os.cpu_count()} cores, "
-          f"critic inputs {cfg.training.critic_inputs()}")
+    print(
+        f"PPO, config {args.config}, torch threads 1, {os.cpu_count()} cores, "
+        f"critic inputs {cfg.training.critic_inputs()}"
+    )
     print(table.to_string(index=False))
 
 

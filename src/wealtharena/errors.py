@@ -2,6 +2,7 @@
 
 The command-line entry points catch `WealthArenaError` and print its message with exit code 2.
 """
+
 from __future__ import annotations
 
 

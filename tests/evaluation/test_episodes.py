@@ -1,11 +1,14 @@
 """Validation episodes: training-length windows of a split, all stepped as one vector core, equal to
 the same episodes run one at a time through MultiAgentTradingEnv."""
+
 import numpy as np
 import pytest
 
 from tests.envs.test_vector_env import _Start
 from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
-from wealtharena.evaluation.backtest import run_episodes
+from wealtharena.envs.policy import equal_weight_policy
+from wealtharena.evaluation.episodes import run_episodes
+from wealtharena.evaluation.validation import AgentStats, ValidationResult
 
 LENGTH = 20
 
@@ -21,13 +24,14 @@ def _momentum_policy(names):
     def act(obs, profiles):
         scale = np.array([{"conservative": 0.2, "balanced": 0.5, "aggressive": 1.0}[p] for p in profiles])
         return np.c_[scale[:, None] * obs[:, cols], np.zeros(len(obs))].astype(np.float32)
+
     return act
 
 
-def test_windows_equal_single_episodes(cfg):
-    single = MultiAgentTradingEnv({"config": cfg, "split": "validation"})
+def test_windows_equal_single_episodes(cfg, sample_data):
+    single = MultiAgentTradingEnv({"config": cfg, "split": "validation"}, data=sample_data)
     act = _momentum_policy(single.core.names)
-    result = run_episodes(cfg, act, "validation", stride=60)
+    result = run_episodes(cfg, sample_data, act, "validation", stride=60)
     dates = [str(d) for d in single.core.data.market.dates]
     lo, hi = single.core.lo, single.core.hi
     assert result.rewards.shape == (len(result.starts), 5) and result.length == LENGTH
@@ -54,33 +58,51 @@ def test_windows_equal_single_episodes(cfg):
     assert by_policy["balanced"][1] == pytest.approx(result.rewards[:, 2].std(ddof=1) / np.sqrt(len(result.starts)))
 
 
-def test_a_split_too_short_for_one_episode_is_refused(cfg):
+def test_a_split_too_short_for_one_episode_is_refused(cfg, sample_data):
     long = cfg.model_copy(update={"env": cfg.env.model_copy(update={"episode_length": 5000})})
     with pytest.raises(ValueError, match="too few for 5000-day episodes"):
-        run_episodes(long, lambda o, p: np.zeros((len(o), 21)), "validation", stride=21)
+        run_episodes(long, sample_data, equal_weight_policy(20), "validation", stride=21)
 
 
-def test_change_between_two_policies_is_paired_window_by_window(cfg):
+def _validation(episodes, iteration):
+    return ValidationResult(
+        iteration=iteration,
+        agents={"balanced_0": AgentStats(0.0, 0.0, 0.0, 0.0, "balanced")},
+        policy_episode_reward={p: m for p, (m, _) in episodes.by_policy().items()},
+        policy_episode_reward_se={p: s for p, (_, s) in episodes.by_policy().items()},
+        policy_window_rewards={p: v.tolist() for p, v in episodes.per_window().items()},
+        episodes=len(episodes.starts),
+        episode_length=episodes.length,
+        stride=30,
+        policy_full_period_reward={},
+        mean_sharpe=0.0,
+        mean_episode_reward=0.0,
+    )
+
+
+def test_change_between_two_policies_is_paired_window_by_window(cfg, sample_data):
     """The learning curve's SE of a change compares the same windows: a policy against a scaled
     copy of itself changes every window alike, so the paired SE is far below the unpaired one."""
-    import importlib.util
+    from wealtharena.evaluation.report import learning_curve
 
-    from wealtharena.config import PROJECT_ROOT
-
-    spec = importlib.util.spec_from_file_location("train_cli", PROJECT_ROOT / "train.py")
-    train_cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_cli)
-    names = MultiAgentTradingEnv({"config": cfg, "split": "validation"}).core.names
-    act = _momentum_policy(names)
-    before = run_episodes(cfg, lambda o, p: np.zeros((len(o), 21), np.float32), "validation", stride=30)
-    after = run_episodes(cfg, act, "validation", stride=30)
-    first = {"policy_window_rewards": {p: v.tolist() for p, v in before.per_window().items()}}
-    last = {"policy_window_rewards": {p: v.tolist() for p, v in after.per_window().items()}}
-    se = train_cli.change_se(first, last)
+    act = _momentum_policy(sample_data.observation_names(cfg.env.desk_observation))
+    before = run_episodes(cfg, sample_data, equal_weight_policy(20), "validation", stride=30)
+    after = run_episodes(cfg, sample_data, act, "validation", stride=30)
+    first, last = _validation(before, 0), _validation(after, 4)
+    se = last.change_se(first)
     for p in ("conservative", "balanced", "aggressive"):
         d = after.per_window()[p] - before.per_window()[p]
         assert se[p] == pytest.approx(d.std(ddof=1) / np.sqrt(len(d)))
         unpaired = np.hypot(before.by_policy()[p][1], after.by_policy()[p][1])
         assert se[p] < unpaired
-    assert train_cli.change_se(first, {"policy_window_rewards": {"balanced": [1.0]}}) == {}
-    assert train_cli.change_se(first, {"policy_window_rewards": {"balanced": [1.0, 2.0, 3.0]}}) == {}
+    assert (
+        f"balanced {last.policy_episode_reward['balanced'] - first.policy_episode_reward['balanced']:+.2f} "
+        f"(SE {se['balanced']:.2f})" in learning_curve([first, last])
+    )
+    one = _validation(before, 4)
+    one.policy_window_rewards = {"balanced": [1.0]}
+    assert one.change_se(first) == {}
+    one.policy_window_rewards = {"balanced": [1.0, 2.0, 3.0]}
+    assert one.change_se(first) == {}
+    again = ValidationResult.from_dict(last.to_dict())  # what a checkpoint stores and reads back
+    assert again == last

@@ -1,4 +1,5 @@
 """Reports on fixed returns: hand-checked numbers, and the files a user opens."""
+
 from collections import Counter
 
 import numpy as np
@@ -15,16 +16,25 @@ def _track(name, values, kind="agent", costs=None, weights=True):
     values = np.asarray(values, dtype=float)
     dates = pd.bdate_range("2019-01-02", periods=len(values)).to_numpy().astype("datetime64[D]")
     n = len(values) - 1
-    return Track(name=name, kind=kind, dates=dates, values=values,
-                 weights=np.full((n, 2), 0.4) if weights else None,
-                 costs=np.full(n, 1.0) if costs is None else costs, rewards=np.ones(n) if kind == "agent" else None,
-                 events=Counter({"position_cap": 3, "stop_loss": 1}) if kind == "agent" else Counter(), profile="balanced")
+    return Track(
+        name=name,
+        kind=kind,
+        dates=dates,
+        values=values,
+        weights=np.full((n, 2), 0.4) if weights else None,
+        costs=np.full(n, 1.0) if costs is None else costs,
+        rewards=np.ones(n) if kind == "agent" else None,
+        events=Counter({"position_cap": 3, "stop_loss": 1}) if kind == "agent" else Counter(),
+        profile="balanced",
+    )
 
 
 def test_hand_checked_numbers():
     tr = _track("a", [100.0, 110.0, 99.0, 108.9])
     bench = _track("b", [100.0, 101.0, 102.01, 103.0301], kind="benchmark", weights=False)
-    bt = Backtest("test", "2019-01-02", "2019-01-07", [tr, bench], benchmark_returns=np.full(3, 0.01), tickers=("X", "Y"))
+    bt = Backtest(
+        "test", "2019-01-02", "2019-01-07", [tr, bench], benchmark_returns=np.full(3, 0.01), tickers=("X", "Y")
+    )
     t = bt.metrics_table()
     # returns +10%, -10%, +10%: total 1.1 * 0.9 * 1.1 - 1 = 8.9%; drawdown 99/110 - 1 = -10%
     assert t.loc["a", "total_return"] == pytest.approx(0.089)
@@ -43,9 +53,14 @@ def test_report_files_are_written_and_not_empty(tmp_path):
     rng = np.random.default_rng(0)
     values = 1e6 * np.cumprod(np.r_[1.0, 1 + rng.normal(0.0005, 0.01, 300)])
     bench = 1e6 * np.cumprod(np.r_[1.0, 1 + rng.normal(0.0003, 0.01, 300)])
-    bt = Backtest("validation", "2019-01-02", "2020-02-25",
-                  [_track("balanced_0", values), _track("SP500 buy & hold", bench, kind="benchmark", weights=False)],
-                  benchmark_returns=bench[1:] / bench[:-1] - 1, tickers=("AAA", "BBB"))
+    bt = Backtest(
+        "validation",
+        "2019-01-02",
+        "2020-02-25",
+        [_track("balanced_0", values), _track("SP500 buy & hold", bench, kind="benchmark", weights=False)],
+        benchmark_returns=bench[1:] / bench[:-1] - 1,
+        tickers=("AAA", "BBB"),
+    )
     paths = write_results(bt, tmp_path, {"checkpoint": "x"}, survivorship=True)
     expected = {"results", "equity", "drawdown", "allocation_balanced_0", "tearsheet_balanced_0", "report"}
     assert expected <= set(paths)
@@ -58,8 +73,16 @@ def test_report_files_are_written_and_not_empty(tmp_path):
 
 
 def test_seed_aggregation_by_hand():
-    t0 = pd.DataFrame({"annual_return": [0.10, 0.05], "sharpe": [1.0, 0.5], "max_drawdown": [-0.1, -0.2],
-                       "annual_volatility": [0.1, 0.1], "costs_paid": [100.0, 0.0]}, index=["agent", "bench"])
+    t0 = pd.DataFrame(
+        {
+            "annual_return": [0.10, 0.05],
+            "sharpe": [1.0, 0.5],
+            "max_drawdown": [-0.1, -0.2],
+            "annual_volatility": [0.1, 0.1],
+            "costs_paid": [100.0, 0.0],
+        },
+        index=["agent", "bench"],
+    )
     t1 = t0.copy()
     t1.loc["agent", ["annual_return", "sharpe"]] = [0.30, 2.0]
     agg = aggregate({0: t0, 1: t1})
@@ -71,8 +94,16 @@ def test_seed_aggregation_by_hand():
 
 def test_training_plot_before_any_episode_finished(tmp_path):
     from wealtharena.evaluation.report import plot_training_history
+    from wealtharena.training.results import IterationRecord
 
-    row = {"iteration": 1, "policy_return": {}, "reward_terms": {}, "learner": {}}
+    row = IterationRecord(iteration=1, wall_s=1.0, env_steps=100, env_steps_per_s=100.0)
     assert plot_training_history([row], tmp_path / "t.png") is None
-    row = {"iteration": 1, "policy_return": {"balanced": -3.0}, "reward_terms": {"balanced": {"profit": 1.0}}}
+    row = IterationRecord(
+        iteration=1,
+        wall_s=1.0,
+        env_steps=100,
+        env_steps_per_s=100.0,
+        policy_return={"balanced": -3.0},
+        reward_terms={"balanced": {"profit": 1.0}},
+    )
     assert plot_training_history([row], tmp_path / "t.png").stat().st_size > 1000

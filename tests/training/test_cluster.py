@@ -1,4 +1,5 @@
 """A real multi-node Ray cluster on one machine; and the container/cluster manifests."""
+
 import json
 import subprocess
 import sys
@@ -16,19 +17,23 @@ DOCKER = PROJECT_ROOT / "docker"
 @pytest.mark.slow
 def test_training_spreads_env_runners_over_two_nodes_then_evaluates(tmp_path, cache_dir):
     cfg = yaml.safe_load(TINY.read_text())
-    cfg["training"]["num_env_runners"] = 3          # 3 x 1 CPU: the head has 1, the second node 2
-    cfg["data"]["cache"] = {"dir": str(cache_dir)}
+    cfg["training"]["num_env_runners"] = 3  # 3 x 1 CPU: the head has 1, the second node 2
+    cfg["data"] = {"cache": {"dir": str(cache_dir)}}
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run([sys.executable, str(Path(__file__).parent / "cluster_job.py"), str(path), str(tmp_path)],
-                          capture_output=True, text=True, timeout=900)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("CLUSTER_RESULT ")), None)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "cluster_job.py"), str(path), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("CLUSTER_RESULT ")), None)
     assert line is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(line.removeprefix("CLUSTER_RESULT "))
     assert result["rc_train"] == 0 and result["rc_eval"] == 0
     nodes = {r["node_id"] for r in result["runners"]}
     assert len(result["runners"]) == 3 and nodes == {result["head"], result["worker"]}
-    assert {r["data"] for r in result["runners"]} == {"object_store"}   # one load, shared through the object store
+    assert {r["data"] for r in result["runners"]} == {"object_store"}  # one load, shared through the object store
     assert Path(result["report"]).is_file()
 
 
@@ -48,7 +53,7 @@ def test_compose_file_parses_and_references_existing_files():
     assert "--port=6380" in services["ray-head"]["command"]
     assert "postgresql://" in services["mlflow"]["command"]
     text = (DOCKER / "docker-compose.yml").read_text() + (DOCKER / "Dockerfile").read_text()
-    assert "sk-" not in text and "WANDB_API_KEY: ${WANDB_API_KEY:-}" in text   # secrets come from the environment
+    assert "sk-" not in text and "WANDB_API_KEY: ${WANDB_API_KEY:-}" in text  # secrets come from the environment
     for src in ("pyproject.toml", "setup.py", "README.md", "src", "config", "train.py", "download_data.py"):
         assert (PROJECT_ROOT / src).exists(), src
 

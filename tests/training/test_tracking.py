@@ -1,4 +1,5 @@
 """Tracking against real MLflow stores (SQLite; PostgreSQL and an MLflow server when reachable)."""
+
 import json
 import socket
 import subprocess
@@ -9,27 +10,52 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from wealtharena.config import Config, coerce_config
-from wealtharena.training.tracking import MlflowTracker, WandbTracker, metric_name
+from wealtharena.evaluation.validation import AgentStats, ValidationResult
+from wealtharena.training.results import IterationRecord
+from wealtharena.training.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, MlflowTracker, WandbTracker, metric_name
 
 POSTGRES_URI = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def _row(it):
-    return {"iteration": it, "wall_s": 1.0, "env_steps": 200 * it, "env_steps_per_s": 150.0 + it,
-            "policy_return": {"balanced": -10.0 + it, "aggressive": -20.0 + it},
-            "reward_terms": {"balanced": {"profit": 1.0 * it, "risk": -0.5}},
-            "learner": {"balanced": {"policy_loss": 0.1 / it, "vf_loss": 2.0}}}
+    return IterationRecord(
+        iteration=it,
+        wall_s=1.0,
+        env_steps=200 * it,
+        env_steps_per_s=150.0 + it,
+        policy_return={"balanced": -10.0 + it, "aggressive": -20.0 + it},
+        reward_terms={"balanced": {"profit": 1.0 * it, "risk": -0.5}},
+        learner={"balanced": {"policy_loss": 0.1 / it, "vf_loss": 2.0}},
+    )
 
 
 def _validation(it):
-    return {"iteration": it, "mean_sharpe": 0.3 * it, "mean_episode_reward": 5.0,
-            "policy_episode_reward": {"balanced": 5.0 + it},
-            "agents": {"balanced_0": {"sharpe": 0.3, "total_return": 0.1, "max_drawdown": -0.05, "episode_reward": 5.0}}}
+    return ValidationResult(
+        iteration=it,
+        mean_sharpe=0.3 * it,
+        mean_episode_reward=5.0,
+        policy_episode_reward={"balanced": 5.0 + it},
+        policy_episode_reward_se={"balanced": 1.0},
+        policy_window_rewards={"balanced": [5.0, 6.0]},
+        episodes=2,
+        episode_length=252,
+        stride=21,
+        policy_full_period_reward={"balanced": 4.0},
+        agents={
+            "balanced_0": AgentStats(
+                sharpe=0.3, total_return=0.1, max_drawdown=-0.05, episode_reward=5.0, profile="balanced"
+            )
+        },
+    )
 
 
 def _meta(cfg: Config):
-    return {"config": cfg.model_dump(mode="json"), "fingerprint": cfg.fingerprint(), "git_commit": "abc123",
-            "command": "train.py --test"}
+    return {
+        "config": cfg.model_dump(mode="json"),
+        "fingerprint": cfg.fingerprint(),
+        "git_commit": "abc123",
+        "command": "train.py --test",
+    }
 
 
 def _record_run(uri, tmp_path):
@@ -61,6 +87,8 @@ def _check_read_back(tracker, cfg):
     artifacts = {a.path for a in client.list_artifacts(tracker.run_id, "eval-validation")}
     assert artifacts == {"eval-validation/equity.png"}
     assert {a.path for a in client.list_artifacts(tracker.run_id, "config")} == {"config/resolved_config.json"}
+    # MLflow 3 shows a model-training experiment with its runs and charts, not its GenAI view
+    assert client.get_experiment(run.info.experiment_id).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
 
 
 def test_mlflow_run_on_sqlite_reads_back(tmp_path):
@@ -100,10 +128,26 @@ def _free_port() -> int:
 def mlflow_server(tmp_path):
     """A real `mlflow server` on loopback with a SQLite backend; stopped at the end."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-                             "--default-artifact-root", (tmp_path / "artifacts").as_uri(), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--default-artifact-root",
+            (tmp_path / "artifacts").as_uri(),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     import urllib.request
@@ -133,7 +177,7 @@ def test_server_going_down_mid_run_keeps_a_local_record(mlflow_server, tmp_path,
     tracker.log_iteration(_row(1))
     proc.terminate()
     proc.wait(timeout=30)
-    tracker.log_iteration(_row(2))                       # the server is gone: warn, keep a local record
+    tracker.log_iteration(_row(2))  # the server is gone: warn, keep a local record
     tracker.log_iteration(_row(3))
     tracker.finish()
     assert "training goes on" in caplog.text
@@ -156,9 +200,13 @@ def test_mlflow_ui_shows_the_run_in_headless_chromium(mlflow_server, tmp_path):
     tracker.start(cfg, run_dir, _meta(cfg))
     tracker.log_iteration(_row(1))
     tracker.finish()
-    page = f"{url}/#/experiments/{tracker.exp_id}/runs"          # MLflow 3: the runs tab of the experiment
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
-                          "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+    page = f"{url}/#/experiments/{tracker.exp_id}/runs"  # MLflow 3: the runs tab of the experiment
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000", "--dump-dom", page],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert "ui-run-7f3a" in dom
 
 

@@ -1,4 +1,5 @@
 """Training with real RLlib on a real local Ray session (tiny configs, one session for all tests)."""
+
 import json
 import subprocess
 import sys
@@ -11,7 +12,8 @@ import pytest
 from tests.conftest import TINY
 from wealtharena.config import PROJECT_ROOT
 from wealtharena.errors import CheckpointError
-from wealtharena.training.trainer import check_compatible, read_meta, resolve_checkpoint, train
+from wealtharena.training.checkpoints import check_compatible, read_meta, resolve_checkpoint
+from wealtharena.training.trainer import train
 
 pytestmark = pytest.mark.slow
 
@@ -21,70 +23,109 @@ def _with(cfg, **training):
 
 
 @pytest.fixture(scope="module")
-def ppo_run(ray_local, tiny_config, tmp_path_factory):
+def ppo_run(ray_local, tiny_config, sample_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    shared = (root / "shared-storage").as_uri()                  # a pyarrow URI, as s3:// would be
+    shared = (root / "shared-storage").as_uri()  # a pyarrow URI, as s3:// would be
     cfg = _with(tiny_config, checkpoint_dir=root / "local", storage_path=shared)
-    return cfg, train(cfg, "t", iterations=2, run_name="ppo", progress=False)
+    return cfg, train(cfg, sample_data, "t", iterations=2, run_name="ppo", progress=False)
 
 
 def test_ppo_trains_checkpoints_and_validates(ppo_run):
     cfg, result = ppo_run
-    assert [h["iteration"] for h in result.history] == [1, 2]
-    assert set(result.history[-1]["policy_return"]) == {"conservative", "balanced", "aggressive"}
-    assert all(np.isfinite(v) for v in result.history[-1]["policy_return"].values())
-    assert set(result.history[-1]["reward_terms"]["balanced"]) >= {"profit", "risk", "sharpe"}
+    assert [h.iteration for h in result.history] == [1, 2]
+    assert set(result.history[-1].policy_return) == {"conservative", "balanced", "aggressive"}
+    assert all(np.isfinite(v) for v in result.history[-1].policy_return.values())
+    assert set(result.history[-1].reward_terms["balanced"]) >= {"profit", "risk", "sharpe"}
     assert json.loads((result.run_dir / "latest.json").read_text()) == {"path": "iter_000002", "iteration": 2}
     assert (result.run_dir / "iter_000001").is_dir() and result.best_checkpoint == result.run_dir / "best"
-    assert not list(result.run_dir.glob(".tmp-*"))              # no half-written checkpoint left
+    assert not list(result.run_dir.glob(".tmp-*"))  # no half-written checkpoint left
     val = result.validation[-1]
-    assert val["iteration"] == 2 and set(val["policy_episode_reward"]) == {"conservative", "balanced", "aggressive"}
+    assert val.iteration == 2 and set(val.policy_episode_reward) == {"conservative", "balanced", "aggressive"}
+    # every env runner took the driver's data from the object store instead of loading its own
+    assert result.runners and {r["data"] for r in result.runners} == {"object_store"}
 
 
 @pytest.mark.parametrize("algorithm", ["a2c", "sac"])
-def test_other_algorithms_train_two_iterations(ray_local, tiny_config, tmp_path, algorithm):
+def test_other_algorithms_train_two_iterations(ray_local, tiny_config, sample_data, tmp_path, algorithm):
     cfg = _with(tiny_config, algorithm=algorithm, checkpoint_dir=tmp_path, eval_every=5)
-    result = train(cfg, "t", iterations=2, run_name=algorithm, progress=False)
-    assert len(result.history) == 2 and all(np.isfinite(v) for v in result.history[-1]["policy_return"].values())
+    result = train(cfg, sample_data, "t", iterations=2, run_name=algorithm, progress=False)
+    assert len(result.history) == 2 and all(np.isfinite(v) for v in result.history[-1].policy_return.values())
     assert read_meta(result.last_checkpoint)["config"]["training"]["algorithm"] == algorithm
 
 
-def test_rllibs_own_env_runner_and_default_network_still_train(ray_local, tiny_config, tmp_path):
+def test_rllibs_own_env_runner_and_default_network_still_train(ray_local, tiny_config, sample_data, tmp_path):
     """training.vector_env: false goes back to RLlib's MultiAgentEnvRunner over separate envs,
     training.network: mlp to RLlib's default MLP on the whole observation."""
-    from wealtharena.training.inference import PolicyActor
+    from wealtharena.training.inference import TrainedPolicy
 
     policies = dict(tiny_config.training.policies)
     policies["conservative"] = policies["conservative"].model_copy(update={"log_std_init": -2.0})
-    cfg = _with(tiny_config, vector_env=False, network="mlp", log_std_init=-1.0, checkpoint_dir=tmp_path, eval_every=5,
-                policies=policies)
-    result = train(cfg, "t", iterations=1, run_name="plain", progress=False)
-    assert all(np.isfinite(v) for v in result.history[-1]["policy_return"].values())
-    assert result.runners and result.runners[0]["data"] is not None
+    cfg = _with(
+        tiny_config,
+        vector_env=False,
+        network="mlp",
+        log_std_init=-1.0,
+        checkpoint_dir=tmp_path,
+        eval_every=5,
+        policies=policies,
+    )
+    result = train(cfg, sample_data, "t", iterations=1, run_name="plain", progress=False)
+    assert all(np.isfinite(v) for v in result.history[-1].policy_return.values())
+    assert result.runners and result.runners[0]["data"] == "object_store"
     # each policy's free log-std started at its own value (one small update since: within 0.1)
-    modules = PolicyActor.from_checkpoint(result.last_checkpoint, cfg).modules
+    modules = TrainedPolicy.from_checkpoint(result.last_checkpoint, cfg).modules
     starts = {p: float(m.pi.log_std.detach().mean()) for p, m in modules.items()}
     assert starts == pytest.approx({"conservative": -2.0, "balanced": -1.0, "aggressive": -1.0}, abs=0.1)
 
 
-def test_restored_checkpoint_acts_identically_with_and_without_ray(ppo_run):
+def test_restored_checkpoint_acts_identically_with_and_without_ray(ppo_run, sample_data):
     from ray.rllib.algorithms.algorithm import Algorithm
 
-    from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
-    from wealtharena.training.inference import PolicyActor
+    from wealtharena.envs.core import TradingCore
+    from wealtharena.training.inference import TrainedPolicy
 
     cfg, result = ppo_run
-    env = MultiAgentTradingEnv({"config": cfg, "split": "validation", "random_start": False})
-    obs, _ = env.reset()
-    standalone = PolicyActor.from_checkpoint(result.last_checkpoint, cfg)(obs)
+    core = TradingCore(cfg, [a.profile for a in cfg.agents], "validation", data=sample_data, desk=True)
+    obs = core.reset(None, None)
+    policy = TrainedPolicy.from_checkpoint(result.last_checkpoint, cfg)
+    for module in policy.modules.values():  # built with RLlib's current keyword constructor
+        args, kwargs = module.get_ctor_args_and_kwargs()
+        assert args == () and {"observation_space", "action_space", "model_config"} <= set(kwargs)
+    standalone = policy(obs, core.profiles)
     algo = Algorithm.from_checkpoint(str(result.last_checkpoint))
     try:
-        restored = PolicyActor.from_algorithm(algo, cfg)(obs)
+        restored = TrainedPolicy.from_algorithm(algo, cfg)(obs, core.profiles)
         assert algo.iteration == 2
     finally:
         algo.stop()
-    for agent in obs:
-        np.testing.assert_array_equal(standalone[agent], restored[agent])
+    np.testing.assert_array_equal(standalone, restored)
+
+
+def test_evaluation_logs_no_rllib_module_config_notice(ppo_run, capfd):
+    """RLlib 2.60's RLModule base constructor builds its deprecated RLModuleConfig for every module: the
+    CLI's logging drops that one notice (nothing a caller can change), and nothing else."""
+    import logging
+
+    from wealtharena.cli import setup_logging
+    from wealtharena.training.inference import TrainedPolicy
+
+    cfg, result = ppo_run
+    setup_logging()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("ray._common.deprecation")
+    logger.addHandler(handler)
+    try:
+        from ray.util.debug import _logged
+
+        _logged.clear()  # RLlib logs each notice once per process
+        TrainedPolicy.from_checkpoint(result.last_checkpoint, cfg)
+        logger.warning("DeprecationWarning: `other` has been deprecated")
+    finally:
+        logger.removeHandler(handler)
+    messages = [r.getMessage() for r in records]
+    assert not any("RLModuleConfig object" in m for m in messages) and any("`other`" in m for m in messages)
 
 
 def test_checkpoints_are_mirrored_to_shared_storage(ppo_run):
@@ -94,25 +135,27 @@ def test_checkpoints_are_mirrored_to_shared_storage(ppo_run):
     assert (mirror / "iter_000002" / "wealtharena.json").is_file() and (mirror / "best").is_dir()
 
 
-def test_resume_from_shared_storage_continues_the_iteration_count(ppo_run):
+def test_resume_from_shared_storage_continues_the_iteration_count(ppo_run, sample_data):
     cfg, result = ppo_run
-    resumed = train(cfg, "t", iterations=1, checkpoint=f"{cfg.training.storage_path}/t/ppo", progress=False)
-    assert resumed.run_dir == result.run_dir                     # same run, on this node
-    assert [h["iteration"] for h in resumed.history] == [1, 2, 3]
+    resumed = train(
+        cfg, sample_data, "t", iterations=1, checkpoint=f"{cfg.training.storage_path}/t/ppo", progress=False
+    )
+    assert resumed.run_dir == result.run_dir  # same run, on this node
+    assert [h.iteration for h in resumed.history] == [1, 2, 3]
     assert json.loads((result.run_dir / "latest.json").read_text())["iteration"] == 3
     mirror = Path(cfg.training.storage_path.removeprefix("file://")) / "t" / "ppo"
     assert json.loads((mirror / "latest.json").read_text())["iteration"] == 3
 
 
-def test_same_seed_same_first_iteration(ray_local, tiny_config, tmp_path):
+def test_same_seed_same_first_iteration(ray_local, tiny_config, sample_data, tmp_path):
     cfg = _with(tiny_config, checkpoint_dir=tmp_path, eval_every=5)
-    a = train(cfg, "t", iterations=1, run_name="a", progress=False).history[0]
-    b = train(cfg, "t", iterations=1, run_name="b", progress=False).history[0]
-    assert a["policy_return"] == b["policy_return"]            # sampled episodes: bit-identical
-    for policy, terms in a["reward_terms"].items():            # RLlib's metric reduction order: ~1e-16
-        assert terms == pytest.approx(b["reward_terms"][policy], rel=1e-12)
-    for policy, stats in a["learner"].items():
-        assert stats == pytest.approx(b["learner"][policy], rel=1e-9)
+    a = train(cfg, sample_data, "t", iterations=1, run_name="a", progress=False).history[0]
+    b = train(cfg, sample_data, "t", iterations=1, run_name="b", progress=False).history[0]
+    assert a.policy_return == b.policy_return  # sampled episodes: bit-identical
+    for policy, terms in a.reward_terms.items():  # RLlib's metric reduction order: ~1e-16
+        assert terms == pytest.approx(b.reward_terms[policy], rel=1e-12)
+    for policy, stats in a.learner.items():
+        assert stats == pytest.approx(b.learner[policy], rel=1e-9)
 
 
 def test_checkpoint_from_another_config_is_refused(ppo_run):
@@ -130,19 +173,36 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
     cfg_file = tmp_path / "tiny.yaml"
     cfg_file.write_text(TINY.read_text())
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["--config", str(cfg_file), "--iterations", "1", "--seeds", "0", "1", "--experiment", "e2e",
-                     "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "--config",
+                str(cfg_file),
+                "--iterations",
+                "1",
+                "--seeds",
+                "0",
+                "1",
+                "--experiment",
+                "e2e",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Results on the validation split" in out and "equal weight (daily)" in out and "costs included" in out
     assert "validation split, costs included (mean ± std [min .. max] over 2 seeds)" in out
     runs = sorted((tmp_path / "checkpoints" / "e2e").glob("*-s*"))
     assert [r.name[-3:] for r in runs] == ["-s0", "-s1"]
     assert (tmp_path / "checkpoints" / "e2e" / "seeds-validation.csv").is_file()
-    assert (tmp_path / "mlflow.db").is_file()                     # MLflow on by default, SQLite here
+    assert (tmp_path / "mlflow.db").is_file()  # MLflow on by default, SQLite here
     import mlflow
+
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    models = mlflow.search_logged_models(experiment_ids=[mlflow.get_experiment_by_name("e2e").experiment_id],
-                                         output_format="list")
+    models = mlflow.search_logged_models(
+        experiment_ids=[mlflow.get_experiment_by_name("e2e").experiment_id], output_format="list"
+    )
     assert {m.name for m in models} == {"policy_conservative", "policy_balanced", "policy_aggressive"}
     requirements = mlflow.artifacts.download_artifacts(artifact_uri=f"{models[0].artifact_location}/requirements.txt")
     requirements = Path(requirements).read_text()
@@ -156,18 +216,32 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
     results = json.loads((runs[0] / "best" / "eval-test" / "results.json").read_text())
     assert results["costs_included"] and "balanced_0" in results["metrics"]
 
-    assert cli.main(["--mode", "evaluate", "--checkpoint", str(tmp_path / "checkpoints" / "e2e"),
-                     "--seeds", "0", "1", "--split", "validation"]) == 0
+    assert (
+        cli.main(
+            [
+                "--mode",
+                "evaluate",
+                "--checkpoint",
+                str(tmp_path / "checkpoints" / "e2e"),
+                "--seeds",
+                "0",
+                "1",
+                "--split",
+                "validation",
+            ]
+        )
+        == 0
+    )
     assert "over 2 seeds" in capsys.readouterr().out
 
     # the learning table replays each run's latest policies against the zero-action start: on the
     # validation split it must give the change that training's own validation recorded
-    from wealtharena.training import learning
+    from wealtharena.evaluation import learning
 
     assert learning.main([str(tmp_path / "checkpoints" / "e2e"), "--splits", "validation"]) == 0
     assert "seeds that rise" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "checkpoints" / "e2e" / "learning-latest.csv")
-    assert (table["change"].abs() > 1e-6).all() and (table["se"] > 0).all()     # the policies did move
+    assert (table["change"].abs() > 1e-6).all() and (table["se"] > 0).all()  # the policies did move
     terms = table[[c for c in table.columns if c.startswith("term.")]]
     assert terms.shape[1] == 7 and np.allclose(terms.sum(axis=1), table["change"], atol=1e-9)
     assert learning.main([str(tmp_path / "checkpoints" / "e2e"), "--splits", "validation", "--terms"]) == 0
@@ -183,16 +257,24 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
         learning.main([str(tmp_path)])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--config", "missing.yaml"], "config file 'missing.yaml' not found"),
-    (["--mode", "evaluate"], "--mode evaluate needs --checkpoint"),
-    (["--mode", "evaluate", "--checkpoint", "no/such/dir"], "checkpoint no/such/dir does not exist"),
-    (["--algorithm", "dqn"], "invalid choice: 'dqn'"),
-    (["--iterations", "0"], "--iterations must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config", "missing.yaml"], "config file 'missing.yaml' not found"),
+        (["--mode", "evaluate"], "--mode evaluate needs --checkpoint"),
+        (["--mode", "evaluate", "--checkpoint", "no/such/dir"], "checkpoint no/such/dir does not exist"),
+        (["--algorithm", "dqn"], "invalid choice: 'dqn'"),
+        (["--iterations", "0"], "--iterations must be at least 1"),
+    ],
+)
 def test_user_errors_are_one_message_and_exit_code_2(args, message, tmp_path):
-    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "train.py"), *args], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "train.py"), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and message in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -201,8 +283,13 @@ def test_a2c_learns_on_cartpole(ray_local):
     """The honest A2C loss improves a simple policy: CartPole's return rises."""
     from wealtharena.training.a2c import A2CConfig
 
-    config = (A2CConfig().environment("CartPole-v1").env_runners(num_env_runners=0, num_envs_per_env_runner=8)
-              .training(train_batch_size_per_learner=400, lr=1e-3, entropy_coeff=0.01).debugging(seed=0))
+    config = (
+        A2CConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=8)
+        .training(train_batch_size_per_learner=400, lr=1e-3, entropy_coeff=0.01)
+        .debugging(seed=0)
+    )
     algo = config.build_algo()
     try:
         returns = [algo.train()["env_runners"]["episode_return_mean"] for _ in range(35)]
@@ -216,9 +303,13 @@ def test_single_agent_ppo_samples_from_the_native_vector_env(ray_local, tiny_con
     from ray.rllib.algorithms.ppo import PPOConfig
 
     env_config = {"config": tiny_config.model_dump(mode="json")}
-    config = (PPOConfig().environment("wealtharena.envs:WealthArena-v0", env_config=env_config)
-              .env_runners(num_env_runners=0, num_envs_per_env_runner=4, gym_env_vectorize_mode="vector_entry_point")
-              .training(train_batch_size_per_learner=256, minibatch_size=128, num_epochs=1).debugging(seed=0))
+    config = (
+        PPOConfig()
+        .environment("wealtharena.envs:WealthArena-v0", env_config=env_config)
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=4, gym_env_vectorize_mode="vector_entry_point")
+        .training(train_batch_size_per_learner=256, minibatch_size=128, num_epochs=1)
+        .debugging(seed=0)
+    )
     algo = config.build_algo()
     try:
         assert type(algo.env_runner.env.unwrapped).__name__ == "TradingVectorEnv"
@@ -234,18 +325,26 @@ def test_search_space_keys_are_checked_before_any_trial(tiny_config):
     from wealtharena.training.tune import check_search_space
 
     bad = coerce_config(tiny_config, {"training.tune.search_space": {"training.lrr": [0.1]}})
-    with pytest.raises(ConfigError, match=r"(?s)search_space\['training.lrr'\] = 0.1 is not valid.*training.lrr: unknown key"):
+    with pytest.raises(
+        ConfigError, match=r"(?s)search_space\['training.lrr'\] = 0.1 is not valid.*training.lrr: unknown key"
+    ):
         check_search_space(bad)
 
 
-def test_tune_runs_asha_and_reports_an_evaluable_checkpoint(ray_local, tiny_config, tmp_path, capsys):
+def test_tune_runs_asha_and_reports_an_evaluable_checkpoint(ray_local, tiny_config, sample_data, tmp_path, capsys):
     from wealtharena.config import coerce_config
     from wealtharena.training.tune import run_tune
 
-    cfg = coerce_config(tiny_config, {"training.checkpoint_dir": str(tmp_path), "training.tune.num_samples": 2,
-                                      "training.tune.grace_period": 1,
-                                      "training.tune.search_space": {"training.lr": [1e-4, 1e-3]}})
-    best = run_tune(cfg, "tune-test")
+    cfg = coerce_config(
+        tiny_config,
+        {
+            "training.checkpoint_dir": str(tmp_path),
+            "training.tune.num_samples": 2,
+            "training.tune.grace_period": 1,
+            "training.tune.search_space": {"training.lr": [1e-4, 1e-3]},
+        },
+    )
+    best = run_tune(cfg, sample_data, "tune-test")
     assert best is not None and (best / "wealtharena.json").is_file()
     assert "Tune over 2 trials, metric validation_sharpe on the validation split" in capsys.readouterr().out
     import train as cli
@@ -259,18 +358,28 @@ def test_policy_build_order_does_not_depend_on_the_hash_seed(tiny_config, tmp_pa
     import subprocess
     import sys
 
-    code = ("import sys; from wealtharena.config import load_config; "
-            "from wealtharena.training.algorithms import build_algorithm_config; "
-            "print(list(build_algorithm_config(load_config(sys.argv[1])).policies))")
+    code = (
+        "import sys; from wealtharena.config import load_config; "
+        "from wealtharena.training.algorithms import build_algorithm_config; "
+        "from wealtharena.envs.data import load_env_data; cfg = load_config(sys.argv[1]); "
+        "print(list(build_algorithm_config(cfg, load_env_data(cfg)).policies))"
+    )
     path = tmp_path / "tiny.yaml"
     path.write_text(__import__("yaml").safe_dump(tiny_config.model_dump(mode="json")))
-    orders = {subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
-                             env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
-              for seed in (1, 2, 3, 4)}
+    orders = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout.strip()
+        for seed in (1, 2, 3, 4)
+    }
     assert orders == {str(list(tiny_config.policy_ids))}, orders
 
 
-def test_vector_env_runner_samples_what_the_single_env_gives(ray_local, tiny_config):
+def test_vector_env_runner_samples_what_the_single_env_gives(ray_local, tiny_config, sample_data):
     """The default training runner steps all its episodes in one MultiAgentTradingVectorEnv; every
     episode it hands to the learner replays identically through MultiAgentTradingEnv (autoresets
     between episodes included)."""
@@ -279,7 +388,7 @@ def test_vector_env_runner_samples_what_the_single_env_gives(ray_local, tiny_con
     from wealtharena.training.algorithms import build_algorithm_config
 
     cfg = _with(tiny_config, num_env_runners=0, num_envs_per_env_runner=3)
-    config = build_algorithm_config(cfg)
+    config = build_algorithm_config(cfg, sample_data)
     config = config.environment(env_config={**config.env_config, "step_infos": True})
     algo = config.build_algo()
     try:
@@ -290,13 +399,13 @@ def test_vector_env_runner_samples_what_the_single_env_gives(ray_local, tiny_con
         algo.stop()
     length = cfg.env.episode_length
     assert len(episodes) >= 4
-    single = MultiAgentTradingEnv({"config": cfg})
+    single = MultiAgentTradingEnv({"config": cfg}, data=sample_data)
     dates = [str(d) for d in single.core.data.market.dates]
     for ep in episodes:
         agents = {aid: ep.agent_episodes[aid] for aid in single.agent_ids}
         first = agents[single.agent_ids[0]].get_infos(0)["date"]
         obs0 = single.core.reset(_Start(dates.index(first)), length)
-        for k, (aid, sa) in enumerate(agents.items()):
+        for k, sa in enumerate(agents.values()):
             np.testing.assert_allclose(obs0[k], sa.get_observations(0), rtol=0, atol=1e-6)
         steps = max(len(sa) for sa in agents.values())
         assert steps == length or ep.is_terminated
@@ -309,7 +418,7 @@ def test_vector_env_runner_samples_what_the_single_env_gives(ray_local, tiny_con
                 assert info[aid]["date"] == agents[aid].get_infos(i + 1)["date"]
 
 
-def test_critic_inputs_reach_the_value_function_aligned_with_their_observations(ray_local, tiny_config):
+def test_critic_inputs_reach_the_value_function_aligned_with_their_observations(ray_local, tiny_config, sample_data):
     """training.critic_horizons: the learner's batch holds each observation's forward market returns
     (from the training env's infos) in the row of that observation, bootstrap rows included, and the
     value function reads them; the policy's action distribution does not depend on them."""
@@ -321,18 +430,23 @@ def test_critic_inputs_reach_the_value_function_aligned_with_their_observations(
     from wealtharena.training.models import CRITIC
 
     cfg = _with(tiny_config, num_env_runners=0, num_envs_per_env_runner=2, critic_horizons=[1, 5])
-    algo = build_algorithm_config(cfg).build_algo()
+    algo = build_algorithm_config(cfg, sample_data).build_algo()
     try:
         episodes = algo.env_runner.sample(num_timesteps=120)
         pairs, expected_rows = {}, 0
         for ep in episodes:
             for sa in ep.agent_episodes.values():
-                expected_rows += len(sa) + 1                # + the bootstrap row PPO's learner appends
+                expected_rows += len(sa) + 1  # + the bootstrap row PPO's learner appends
                 for i in range(len(sa) + 1):
                     pairs[sa.get_observations(i).tobytes()] = sa.get_infos(i)["critic"]
         learner = algo.learner_group._learner
-        batch = learner._learner_connector(rl_module=learner.module, batch={}, episodes=copy.deepcopy(episodes),
-                                           shared_data={}, metrics=learner.metrics)
+        batch = learner._learner_connector(
+            rl_module=learner.module,
+            batch={},
+            episodes=copy.deepcopy(episodes),
+            shared_data={},
+            metrics=learner.metrics,
+        )
         rows = 0
         for pid, module_batch in batch.items():
             obs, critic = module_batch["obs"].numpy(), module_batch[CRITIC].numpy()
@@ -344,10 +458,14 @@ def test_critic_inputs_reach_the_value_function_aligned_with_their_observations(
             other = {**module_batch, CRITIC: torch.zeros_like(module_batch[CRITIC])}
             with torch.no_grad():
                 assert not torch.allclose(module.compute_values(module_batch), module.compute_values(other))
-                torch.testing.assert_close(module.forward_train(module_batch)["action_dist_inputs"],
-                                           module.forward_train(other)["action_dist_inputs"], rtol=0, atol=0)
+                torch.testing.assert_close(
+                    module.forward_train(module_batch)["action_dist_inputs"],
+                    module.forward_train(other)["action_dist_inputs"],
+                    rtol=0,
+                    atol=0,
+                )
         assert rows == expected_rows
-        algo.train()                                        # and PPO trains on them
+        algo.train()  # and PPO trains on them
     finally:
         algo.stop()
 
@@ -361,9 +479,24 @@ def _cli_run(tmp_path: Path, name: str) -> dict:
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg_file = tmp_path / "tiny.yaml"
     cfg_file.write_text(TINY.read_text())
-    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "train.py"), "--config", str(cfg_file), "--iterations",
-                           "2", "--experiment", name, "--no-progress"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "train.py"),
+            "--config",
+            str(cfg_file),
+            "--iterations",
+            "2",
+            "--experiment",
+            name,
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = (tmp_path / "checkpoints" / name).glob("*-s*")
     return read_meta(run / "iter_000002")

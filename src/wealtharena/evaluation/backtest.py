@@ -2,31 +2,40 @@
 same simulation core, with the same costs, starting on the same day.
 
 Every series starts at the close of the split's first usable day (after the indicators' warm-up)
-with the configured cash; a step's return includes the costs paid that step.
+with the configured cash; a step's return includes the costs paid that step. Agents that act
+identically (under deterministic evaluation, agents of one profile usually do) are one row of the
+table, with the agents it stands for (`Track.members`).
 """
+
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from skfolio import RiskMeasure
+from skfolio.optimization import HierarchicalRiskParity, InverseVolatility, MeanRisk, ObjectiveFunction
 
 from wealtharena.config import Config, RiskConfig
-from wealtharena.envs.core import EnvData, load_env_data, usable_rows
-from wealtharena.envs.rewards import TERMS
+from wealtharena.envs.core import TradingCore
+from wealtharena.envs.data import EnvData
+from wealtharena.envs.policy import Policy
 from wealtharena.portfolio import PortfolioManager, metrics
 from wealtharena.portfolio.risk import REASONS
 
-# Episodes on the 25-year train split start every quarter (validation and test: every training.eval_stride days).
-TRAIN_STRIDE = 63
-
-# Maps {agent id: observation} to {agent id: action}.
-ActFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
-
-NO_LIMITS = dict(max_position=1.0, vol_target=None, stop_loss=None, take_profit=None, max_drawdown=1.0,
-                 halt_drawdown=1.0, var_limit=1.0, max_correlation=1.0)
+NO_LIMITS: dict[str, Any] = dict(
+    max_position=1.0,
+    vol_target=None,
+    stop_loss=None,
+    take_profit=None,
+    max_drawdown=1.0,
+    halt_drawdown=1.0,
+    var_limit=1.0,
+    max_correlation=1.0,
+)
+FIT_DAYS = 1008  # classic portfolios are fit on the four years before the split starts
 
 
 @dataclass
@@ -34,18 +43,26 @@ class Track:
     """One strategy's path over a split: values at each close, weights held, costs paid."""
 
     name: str
-    kind: str                      # "agent", "ensemble" or "benchmark"
-    dates: np.ndarray              # [S + 1]
-    values: np.ndarray             # [S + 1]
-    weights: np.ndarray | None     # [S, N] decision weights (after risk)
-    costs: np.ndarray              # [S]
+    kind: str  # "agent", "desk", "baseline" or "benchmark"
+    dates: np.ndarray  # [S + 1]
+    values: np.ndarray  # [S + 1]
+    weights: np.ndarray | None  # [S, N] decision weights (after risk)
+    costs: np.ndarray  # [S]
     rewards: np.ndarray | None = None
     events: Counter = field(default_factory=Counter)
     profile: str | None = None
+    members: tuple[str, ...] = ()  # the agents an agent row stands for (identical behaviour)
+    note: str = ""  # e.g. "in-sample", "hindsight: unattainable"
 
     @property
     def returns(self) -> np.ndarray:
         return self.values[1:] / self.values[:-1] - 1.0
+
+    @property
+    def label(self) -> str:
+        """The table's row name: the agents a row stands for, and any note."""
+        base = " / ".join(self.members) if len(self.members) > 1 else self.name
+        return f"{base} ({self.note})" if self.note else base
 
 
 @dataclass
@@ -64,188 +81,177 @@ class Backtest:
             bench = self.benchmark_returns[: len(r)] if self.benchmark_returns is not None else None
             m = metrics.compute_metrics(r, bench, tr.weights).as_dict()
             lo, hi = metrics.sharpe_interval(r)
-            rows.append({"strategy": tr.name, "kind": tr.kind, **m, "sharpe_ci_low": lo, "sharpe_ci_high": hi,
-                         "costs_paid": float(tr.costs.sum()),
-                         "episode_reward": float(tr.rewards.sum()) if tr.rewards is not None else np.nan,
-                         "risk_events": sum(tr.events.values())})
+            rows.append(
+                {
+                    "strategy": tr.label,
+                    "kind": tr.kind,
+                    **m,
+                    "sharpe_ci_low": lo,
+                    "sharpe_ci_high": hi,
+                    "costs_paid": float(tr.costs.sum()),
+                    "episode_reward": float(tr.rewards.sum()) if tr.rewards is not None else np.nan,
+                    "risk_events": sum(tr.events.values()),
+                }
+            )
         return pd.DataFrame(rows).set_index("strategy")
 
     def title(self) -> str:
         return f"{self.split} split, {self.start} .. {self.end}, costs included"
 
+    def agents(self) -> list[Track]:
+        return [tr for tr in self.tracks if tr.kind == "agent"]
 
-def run_agents(cfg: Config, act: ActFn, split: str, data: EnvData | None = None) -> list[Track]:
-    """Run every configured agent over the whole split with `act` choosing actions."""
-    from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
 
-    env = MultiAgentTradingEnv({"config": cfg, "split": split, "random_start": False})
-    obs, _ = env.reset(options={"full": True})
-    core = env.core
+def run_agents(cfg: Config, data: EnvData, policy: Policy, split: str) -> list[Track]:
+    """Every configured agent over the whole split (one multi-agent episode, the desk block included),
+    `policy` choosing the actions; one track per agent."""
+    core = TradingCore(cfg, [a.profile for a in cfg.agents], split, data=data, desk=cfg.env.desk_observation)
+    obs = core.reset(None, None)
     steps = core.max_steps()
-    ids = env.possible_agents
+    ids = [a.id for a in cfg.agents]
     k = len(ids)
     values = np.empty((steps + 1, k))
-    values[0] = core.pm.book.value
+    values[0] = core.portfolio.book.value
     weights = np.zeros((steps, k, core.n))
     costs = np.zeros((steps, k))
     rewards = np.zeros((steps, k))
-    events = [Counter() for _ in ids]
+    counts = np.zeros((k, len(REASONS)), dtype=np.int64)
     s = 0
-    done = False
-    while not done:
-        actions = act(obs)
-        obs, rew, term, trunc, infos = env.step(actions)
-        weights[s] = core.last_weights
-        costs[s] = core.last_costs
-        rewards[s] = core.rewards
-        values[s + 1] = core.pm.book.value
-        for j in range(k):
-            for reason in np.flatnonzero(core.pm.risk.flags[j]):
-                events[j][REASONS[reason]] += 1
-        s += 1
-        done = term["__all__"] or trunc["__all__"]
-    t0 = int(core.t0[0])
-    dates = core.data.market.dates[t0:t0 + s + 1]
-    return [Track(name=a, kind="agent", dates=dates, values=values[: s + 1, j], weights=weights[:s, j],
-                  costs=costs[:s, j], rewards=rewards[:s, j], events=events[j], profile=core.profiles[j])
-            for j, a in enumerate(ids)]
-
-
-def paired_change(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
-    """Mean change between two evaluations of the same windows and its standard error, paired
-    window by window (the market of a window moves both alike); SE nan for a single window."""
-    d = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
-    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-    return float(d.mean()), se
-
-
-@dataclass
-class EpisodeSet:
-    """Episode rewards of every agent over many fixed windows of a split."""
-
-    starts: list[str]                 # first day of each window
-    length: int                       # days per episode (the training episode length)
-    rewards: np.ndarray               # [windows, agents] summed reward of each agent's episode
-    agents: list[str]
-    profiles: list[str]
-    terms: np.ndarray                 # [windows, agents, 7] the same sums per weighted term (adding up to `rewards`)
-
-    def _columns(self, p: str) -> list[int]:
-        return [j for j, q in enumerate(self.profiles) if q == p]
-
-    def per_window(self) -> dict[str, np.ndarray]:
-        """profile -> [windows] episode reward of its agents (their mean) in each window."""
-        return {p: self.rewards[:, self._columns(p)].mean(axis=1) for p in dict.fromkeys(self.profiles)}
-
-    def per_window_terms(self) -> dict[str, np.ndarray]:
-        """profile -> [windows, 7] its agents' mean episode sum of each weighted term (`rewards.TERMS`)."""
-        return {p: self.terms[:, self._columns(p)].mean(axis=1) for p in dict.fromkeys(self.profiles)}
-
-    def by_policy(self) -> dict[str, tuple[float, float]]:
-        """profile -> (mean episode reward, its standard error over windows)."""
-        out = {}
-        for p, per_window in self.per_window().items():
-            se = per_window.std(ddof=1) / np.sqrt(len(per_window)) if len(per_window) > 1 else float("nan")
-            out[p] = (float(per_window.mean()), float(se))
-        return out
-
-
-def zero_scores(n_assets: int) -> Callable[[np.ndarray, list[str]], np.ndarray]:
-    """act_rows giving every row all-zero scores: the equal-weight book (1/(N+1) per asset and in
-    cash before the limits), which is what an untrained asset-shared policy holds."""
-    return lambda obs, profiles: np.zeros((obs.shape[0], n_assets + 1), dtype=np.float32)
-
-
-def run_episodes(cfg: Config, act_rows: Callable[[np.ndarray, list[str]], np.ndarray], split: str,
-                 stride: int, length: int | None = None, data: EnvData | None = None) -> EpisodeSet:
-    """Every agent, deterministically, over training-length episodes of `split` that start every
-    `stride` days (each from cash, with fresh risk and reward state, as in training), all stepped
-    together as one vector TradingCore (one episode per window). `act_rows(obs [K, D], profiles [K]) -> actions [K, N+1]`."""
-    from wealtharena.envs.core import TradingCore
-
-    data = data or load_env_data(cfg)
-    length = length or cfg.env.episode_length
-    lo, hi = usable_rows(data, split)
-    lo = max(lo, data.market_risk.lookback_max)
-    if hi - lo <= length:
-        raise ValueError(f"split '{split}' has {hi - lo} usable days, too few for {length}-day episodes")
-    starts = np.arange(lo, hi - length + 1, stride)
-    profiles = [a.profile for a in cfg.agents]
-    core = TradingCore(cfg, profiles, split, data=data, desk=cfg.env.desk_observation, n_envs=len(starts))
-    obs = core.reset(None, length, starts=starts)
-    rewards = np.zeros(core.k)
-    terms = np.zeros((core.k, len(TERMS)))
-    for _ in range(length):
-        active = ~core.done
-        obs, rew, _, truncated = core.step(act_rows(obs, core.profiles))
-        rewards += np.where(active, rew, 0.0)
-        terms += np.where(active[:, None], core.reward.contrib, 0.0)
-        if truncated.all() or core.done.all():
+    for s in range(1, steps + 1):
+        obs, _, _, truncated = core.step(policy(obs, core.profiles))
+        weights[s - 1] = core.last_weights
+        costs[s - 1] = core.last_costs
+        rewards[s - 1] = core.rewards
+        values[s] = core.portfolio.book.value
+        counts += core.portfolio.risk.flags
+        if truncated[0] or core.done.all():
             break
-    a = core.n_agents
-    return EpisodeSet(starts=[str(data.market.dates[t]) for t in starts.tolist()], length=length,
-                      rewards=rewards.reshape(len(starts), a), agents=[x.id for x in cfg.agents], profiles=profiles,
-                      terms=terms.reshape(len(starts), a, len(TERMS)))
+    t0 = int(core.t0[0])
+    dates = data.market.dates[t0 : t0 + s + 1]
+    return [
+        Track(
+            name=a,
+            kind="agent",
+            dates=dates,
+            values=values[: s + 1, j],
+            weights=weights[:s, j],
+            costs=costs[:s, j],
+            rewards=rewards[:s, j],
+            events=Counter({REASONS[r]: int(c) for r, c in enumerate(counts[j]) if c}),
+            profile=core.profiles[j],
+            members=(a,),
+        )
+        for j, a in enumerate(ids)
+    ]
 
 
-def run_weights(cfg: Config, name: str, weights_at: Callable[[int], np.ndarray], split: str,
-                data: EnvData | None = None, risk: RiskConfig | None = None, kind: str = "benchmark") -> Track:
-    """A rule-based strategy (target weights as a function of the row) through the same book and costs."""
-    data = data or load_env_data(cfg)
-    lo, hi = usable_rows(data, split)
+def _same_path(a: Track, b: Track) -> bool:
+    """The same values and weights every day, to rounding (identical books can differ in the last bits
+    where the risk gate sums a row of a matrix product in another order)."""
+    if a.weights is None or b.weights is None or a.values.shape != b.values.shape:
+        return False
+    return bool(
+        np.allclose(a.values, b.values, rtol=1e-9, atol=0.0) and np.allclose(a.weights, b.weights, rtol=0.0, atol=1e-9)
+    )
+
+
+def distinct(tracks: list[Track]) -> list[Track]:
+    """One track per distinct behaviour: agents whose weights and values are the same every day (agents
+    of one profile under deterministic evaluation) become one track standing for all of them."""
+    out: list[Track] = []
+    for tr in tracks:
+        same = next((o for o in out if o.profile == tr.profile and _same_path(o, tr)), None)
+        if same is None:
+            out.append(Track(**{**tr.__dict__, "members": tr.members or (tr.name,)}))
+        else:
+            same.members = (*same.members, *(tr.members or (tr.name,)))
+    return out
+
+
+def run_books(
+    cfg: Config,
+    data: EnvData,
+    books: dict[str, np.ndarray],
+    split: str,
+    risk: RiskConfig | None = None,
+    kind: str = "benchmark",
+) -> list[Track]:
+    """Constant target books [N] (rebalanced to every day), one portfolio each, stepped together through
+    one book and risk gate (`risk`, default none) with the same costs."""
+    lo, hi = data.usable_rows(split)
+    names = list(books)
     risk = risk or RiskConfig(**NO_LIMITS)
-    pm = PortfolioManager(data.market, [risk], cfg.env.execution, cfg.env.initial_cash,
-                          regime=data.features.regime, market_risk=data.market_risk)
+    pm = PortfolioManager(
+        data.market,
+        [risk] * len(names),
+        cfg.env.execution,
+        cfg.env.initial_cash,
+        regime=data.features.regime,
+        market_risk=data.market_risk,
+    )
     pm.reset(lo)
+    target = np.stack([books[n] for n in names])
     steps = hi - lo
-    values = np.empty(steps + 1)
-    values[0] = pm.book.value[0]
-    w_hist = np.zeros((steps, data.market.n_assets))
-    costs = np.zeros(steps)
+    values = np.empty((steps + 1, len(names)))
+    values[0] = pm.book.value
+    w_hist = np.zeros((steps, len(names), data.market.n_assets))
+    costs = np.zeros((steps, len(names)))
     for s in range(steps):
-        res = pm.step(weights_at(pm.t)[None, :])
-        w_hist[s] = res.allowed[0]
-        costs[s] = res.fill.costs[0]
-        values[s + 1] = res.value_after[0]
-    dates = data.market.dates[lo:hi + 1]
-    return Track(name=name, kind=kind, dates=dates, values=values, weights=w_hist, costs=costs)
+        res = pm.step(target)
+        w_hist[s] = res.allowed
+        costs[s] = res.fill.costs
+        values[s + 1] = res.value_after
+    dates = data.market.dates[lo : hi + 1]
+    return [
+        Track(name=n, kind=kind, dates=dates, values=values[:, j], weights=w_hist[:, j], costs=costs[:, j])
+        for j, n in enumerate(names)
+    ]
 
 
-def benchmark_buy_and_hold(cfg: Config, split: str, data: EnvData | None = None) -> Track | None:
+def benchmark_buy_and_hold(cfg: Config, data: EnvData, split: str) -> Track | None:
     """Buy the benchmark index at the first close (paying commission + slippage once) and hold."""
-    data = data or load_env_data(cfg)
     market = data.market
     if market.benchmark is None:
         return None
-    lo, hi = usable_rows(data, split)
+    lo, hi = data.usable_rows(split)
     ex = cfg.env.execution
     entry_cost = (ex.commission_bps + ex.slippage_bps) / 1e4
-    idx = market.benchmark[lo:hi + 1]
+    idx = market.benchmark[lo : hi + 1]
     v0 = cfg.env.initial_cash
     values = v0 * (1.0 - entry_cost) * idx / idx[0]
     values[0] = v0
     costs = np.zeros(len(idx) - 1)
     costs[0] = v0 * entry_cost
-    return Track(name=f"{market.benchmark_name} buy & hold", kind="benchmark",
-                 dates=market.dates[lo:hi + 1], values=values, weights=None, costs=costs)
+    return Track(
+        name=f"{market.benchmark_name} buy & hold",
+        kind="benchmark",
+        dates=market.dates[lo : hi + 1],
+        values=values,
+        weights=None,
+        costs=costs,
+    )
 
 
-FIT_DAYS = 1008  # classic portfolios are fit on the four years before the split starts
+CLASSIC_NAMES = {
+    "inverse_volatility": "inverse volatility",
+    "minimum_variance": "minimum variance",
+    "hrp": "hierarchical risk parity",
+}
 
 
-def classic_weights(data: EnvData, split: str, start_row: int) -> dict[str, np.ndarray]:
+def classic_weights(data: EnvData, start_row: int) -> dict[str, np.ndarray]:
     """Inverse volatility, minimum variance and hierarchical risk parity (skfolio), fit on the
-    `FIT_DAYS` daily returns before `start_row`: out of sample for the split."""
-    from skfolio import RiskMeasure
-    from skfolio.optimization import HierarchicalRiskParity, InverseVolatility, MeanRisk, ObjectiveFunction
-
+    `FIT_DAYS` daily returns before `start_row`: out of sample for the split. Keyed by expert name."""
     close = data.market.close
     a = max(1, start_row - FIT_DAYS)
-    returns = pd.DataFrame(close[a:start_row + 1] / close[a - 1:start_row] - 1.0, columns=list(data.market.tickers))
-    models = {"inverse volatility": InverseVolatility(),
-              "minimum variance": MeanRisk(objective_function=ObjectiveFunction.MINIMIZE_RISK,
-                                           risk_measure=RiskMeasure.VARIANCE),
-              "hierarchical risk parity": HierarchicalRiskParity()}
+    returns = pd.DataFrame(close[a : start_row + 1] / close[a - 1 : start_row] - 1.0, columns=list(data.market.tickers))
+    models = {
+        "inverse_volatility": InverseVolatility(),
+        "minimum_variance": MeanRisk(
+            objective_function=ObjectiveFunction.MINIMIZE_RISK, risk_measure=RiskMeasure.VARIANCE
+        ),
+        "hrp": HierarchicalRiskParity(),
+    }
     out = {}
     for name, model in models.items():
         model.fit(returns)
@@ -254,33 +260,37 @@ def classic_weights(data: EnvData, split: str, start_row: int) -> dict[str, np.n
     return out
 
 
-def run_baselines(cfg: Config, split: str, data: EnvData | None = None, classic: bool = True) -> list[Track]:
+def run_baselines(cfg: Config, data: EnvData, split: str, classic: bool = True) -> list[Track]:
     """Index buy-and-hold, equal weight rebalanced daily, and (`classic`) inverse volatility, minimum
     variance and HRP fit before the split: all with the same costs, no risk limits, same first day."""
-    data = data or load_env_data(cfg)
     n = data.market.n_assets
-    tracks = []
-    bh = benchmark_buy_and_hold(cfg, split, data)
-    if bh is not None:
-        tracks.append(bh)
-    equal = np.full(n, 1.0 / n)
-    tracks.append(run_weights(cfg, "equal weight (daily)", lambda t: equal, split, data))
+    bh = benchmark_buy_and_hold(cfg, data, split)
+    books = {"equal weight (daily)": np.full(n, 1.0 / n)}
     if classic:
-        start = usable_rows(data, split)[0]
-        for name, w in classic_weights(data, split, start).items():
-            tracks.append(run_weights(cfg, name, lambda t, w=w: w, split, data))
-    return tracks
+        start = data.usable_rows(split)[0]
+        books |= {CLASSIC_NAMES[key]: w for key, w in classic_weights(data, start).items()}
+    return ([bh] if bh is not None else []) + run_books(cfg, data, books, split)
 
 
-def backtest(cfg: Config, act: ActFn | None, split: str) -> Backtest:
-    data = load_env_data(cfg)
-    tracks = (run_agents(cfg, act, split, data) if act is not None else []) + run_baselines(cfg, split, data)
+def benchmark_returns(data: EnvData, dates: np.ndarray) -> np.ndarray | None:
+    """The benchmark index's daily returns over `dates` (a track's dates), or None without one."""
+    if data.market.benchmark is None:
+        return None
+    a = int(np.searchsorted(data.market.dates, dates[0]))
+    idx = data.market.benchmark[a : a + len(dates)]
+    return idx[1:] / idx[:-1] - 1.0
+
+
+def backtest(cfg: Config, data: EnvData, policy: Policy | None, split: str) -> Backtest:
+    """The agents (one row per distinct behaviour) and every baseline over `split`."""
+    agents = distinct(run_agents(cfg, data, policy, split)) if policy is not None else []
+    tracks = agents + run_baselines(cfg, data, split)
     ref = tracks[0]
-    bench = None
-    if data.market.benchmark is not None:
-        a = int(np.searchsorted(data.market.dates, ref.dates[0]))
-        b = a + len(ref.dates)
-        idx = data.market.benchmark[a:b]
-        bench = idx[1:] / idx[:-1] - 1.0
-    return Backtest(split=split, start=str(ref.dates[0]), end=str(ref.dates[-1]), tracks=tracks,
-                    benchmark_returns=bench, tickers=data.market.tickers)
+    return Backtest(
+        split=split,
+        start=str(ref.dates[0]),
+        end=str(ref.dates[-1]),
+        tracks=tracks,
+        benchmark_returns=benchmark_returns(data, ref.dates),
+        tickers=data.market.tickers,
+    )

@@ -1,8 +1,8 @@
 """How far training moved each policy: paired changes from the untrained start, per seed and split.
 
-    python -m wealtharena.training.learning checkpoints/default                 # latest checkpoints
-    python -m wealtharena.training.learning checkpoints/default --iteration 40 --splits validation train test
-    python -m wealtharena.training.learning checkpoints/default --terms      # and which reward terms moved
+    python -m wealtharena.evaluation.learning checkpoints/default                 # latest checkpoints
+    python -m wealtharena.evaluation.learning checkpoints/default --iteration 40 --splits validation train test
+    python -m wealtharena.evaluation.learning checkpoints/default --terms      # and which reward terms moved
 
 For every run of an experiment (`train.py --seeds ...` writes `<experiment>/<time>-s<seed>/`), each
 agent acts deterministically over training-length episodes of a split (as validation does: from
@@ -17,6 +17,7 @@ split shows whether a policy learnt its reward in-sample, the other splits wheth
 over. `--terms` splits each change into the seven weighted reward terms (they add up to it): what
 a policy gained or gave up, e.g. momentum alignment against realised profit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,47 +28,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from wealtharena.cli import run_cli, setup_logging
 from wealtharena.config import Config, config_from_dict
-from wealtharena.envs.core import load_env_data
+from wealtharena.envs.data import EnvData, load_env_data
+from wealtharena.envs.policy import Policy, equal_weight_policy
 from wealtharena.envs.rewards import TERMS
-from wealtharena.errors import CheckpointError, ConfigError
-from wealtharena.evaluation.backtest import TRAIN_STRIDE, EpisodeSet, paired_change, run_episodes, zero_scores
+from wealtharena.errors import ConfigError
+from wealtharena.evaluation.episodes import TRAIN_STRIDE, EpisodeSet, paired_change, run_episodes
+from wealtharena.training.checkpoints import read_meta, run_checkpoint, seed_runs
+from wealtharena.training.inference import TrainedPolicy
 
 log = logging.getLogger(__name__)
 
 
-def seed_runs(experiment_dir: Path) -> dict[int, Path]:
-    """seed -> its newest run folder in `experiment_dir` (folders end in -s<seed>)."""
-    runs: dict[int, Path] = {}
-    for run in sorted(Path(experiment_dir).glob("*-s*")):
-        tail = run.name.rsplit("-s", 1)[-1]
-        if run.is_dir() and tail.isdigit():
-            runs[int(tail)] = run                              # sorted by time: the newest wins
-    if not runs:
-        raise CheckpointError(f"{experiment_dir} holds no runs (folders named <time>-s<seed>, as train.py "
-                              "writes them under checkpoints/<experiment>/)")
-    return dict(sorted(runs.items()))
-
-
-def run_checkpoint(run: Path, iteration: int | None) -> Path:
-    """The run's checkpoint of `iteration`, or its latest (None)."""
-    from wealtharena.training.trainer import resolve_checkpoint
-
-    if iteration is None:
-        return resolve_checkpoint(run)
-    path = run / f"iter_{iteration:06d}"
-    if not path.is_dir():
-        have = sorted(p.name for p in run.glob("iter_*"))
-        raise CheckpointError(f"{run} has no checkpoint for iteration {iteration} (it has {', '.join(have)})")
-    return path
-
-
-def paired_changes(cfg: Config, act_rows, split: str, stride: int, data,
-                   start: EpisodeSet) -> dict[str, dict[str, float]]:
+def paired_changes(
+    cfg: Config, data: EnvData, policy: Policy, split: str, stride: int, start: EpisodeSet
+) -> dict[str, dict[str, float]]:
     """profile -> {"change": mean change of episode reward from `start` (the untrained policies'
     episodes, `untrained_episodes`), "se": its paired SE, "term.<name>": the mean change of each
     weighted reward term (they add up to "change")}."""
-    trained = run_episodes(cfg, act_rows, split, stride, data=data)
+    trained = run_episodes(cfg, data, policy, split, stride)
     before, before_terms, after_terms = start.per_window(), start.per_window_terms(), trained.per_window_terms()
     out = {}
     for p, rewards in trained.per_window().items():
@@ -77,38 +57,46 @@ def paired_changes(cfg: Config, act_rows, split: str, stride: int, data,
     return out
 
 
-def untrained_episodes(cfg: Config, split: str, stride: int, data=None) -> EpisodeSet:
+def untrained_episodes(cfg: Config, data: EnvData, split: str, stride: int) -> EpisodeSet:
     """The untrained (zero-action) policies' episodes of `split`."""
-    data = data or load_env_data(cfg)
-    return run_episodes(cfg, zero_scores(len(data.market.tickers)), split, stride, data=data)
+    return run_episodes(cfg, data, equal_weight_policy(data.market.n_assets), split, stride)
 
 
-def learning_table(experiment_dir: Path, iteration: int | None, splits: list[str],
-                   train_stride: int = TRAIN_STRIDE) -> pd.DataFrame:
+def learning_table(
+    experiment_dir: Path, iteration: int | None, splits: list[str], train_stride: int = TRAIN_STRIDE
+) -> pd.DataFrame:
     """One row per (seed, split, policy): change, paired SE, episodes; from each run's own config."""
-    from wealtharena.training.inference import PolicyActor
-    from wealtharena.training.trainer import read_meta
-
     rows = []
     starts: dict[tuple[str, str, int], EpisodeSet] = {}
+    loaded: dict[str, EnvData] = {}
     for seed, run in seed_runs(experiment_dir).items():
         path = run_checkpoint(run, iteration)
         meta = read_meta(path)
         cfg = config_from_dict(meta["config"], source=str(path / "wealtharena.json"))
         if cfg.training.algorithm == "sac" or cfg.training.network != "asset_shared":
-            raise ConfigError(f"{run}: the learning table needs PPO or A2C on the asset-shared network, whose "
-                              "untrained policy is exactly the zero-action book (this run uses "
-                              f"{cfg.training.algorithm} / {cfg.training.network})")
-        data = load_env_data(cfg)
-        actor = PolicyActor.from_checkpoint(path, cfg)
+            raise ConfigError(
+                f"{run}: the learning table needs PPO or A2C on the asset-shared network, whose "
+                "untrained policy is exactly the zero-action book (this run uses "
+                f"{cfg.training.algorithm} / {cfg.training.network})"
+            )
+        data = loaded.get(cfg.fingerprint()) or loaded.setdefault(cfg.fingerprint(), load_env_data(cfg))
+        policy = TrainedPolicy.from_checkpoint(path, cfg)
         for split in splits:
             stride = train_stride if split == "train" else cfg.training.eval_stride
             key = (cfg.fingerprint(), split, stride)
             if key not in starts:
-                starts[key] = untrained_episodes(cfg, split, stride, data)
-            for p, changes in paired_changes(cfg, actor.act_rows, split, stride, data, starts[key]).items():
-                rows.append({"seed": seed, "iteration": meta.get("iteration", iteration), "split": split,
-                             "policy": p, **changes, "episodes": len(starts[key].starts)})
+                starts[key] = untrained_episodes(cfg, data, split, stride)
+            for p, changes in paired_changes(cfg, data, policy, split, stride, starts[key]).items():
+                rows.append(
+                    {
+                        "seed": seed,
+                        "iteration": meta.get("iteration", iteration),
+                        "split": split,
+                        "policy": p,
+                        **changes,
+                        "episodes": len(starts[key].starts),
+                    }
+                )
         log.info("seed %d (%s) done", seed, path)
     return pd.DataFrame(rows)
 
@@ -118,14 +106,18 @@ def render(table: pd.DataFrame) -> str:
     policies = list(dict.fromkeys(table["policy"]))
     lines = []
     for split, part in table.groupby("split", sort=False):
-        lines.append(f"\n{split} split: change of mean episode reward from the untrained start "
-                     f"({int(part['episodes'].iloc[0])} episodes, paired SE in brackets)")
+        lines.append(
+            f"\n{split} split: change of mean episode reward from the untrained start "
+            f"({int(part['episodes'].iloc[0])} episodes, paired SE in brackets)"
+        )
         wide = part.pivot(index="seed", columns="policy", values=["change", "se"])
-        out = pd.DataFrame({p: [f"{c:+.2f} ({s:.2f})" for c, s in zip(wide["change"][p], wide["se"][p])]
-                            for p in policies}, index=wide.index)
+        out = pd.DataFrame(
+            {p: [f"{c:+.2f} ({s:.2f})" for c, s in zip(wide["change"][p], wide["se"][p])] for p in policies},
+            index=wide.index,
+        )
         changes = wide["change"][policies]
         n = len(changes)
-        sem = changes.std(ddof=1) / np.sqrt(n) if n > 1 else changes * np.nan
+        sem = changes.std(ddof=1) / np.sqrt(n) if n > 1 else pd.Series(np.nan, index=policies)
         out.loc["mean (SE over seeds)"] = [f"{changes[p].mean():+.2f} ({sem[p]:.2f})" for p in policies]
         out.loc["seeds that rise"] = [f"{int((changes[p] > 0).sum())} of {n}" for p in policies]
         lines.append(out.to_string())
@@ -137,8 +129,10 @@ def render_terms(table: pd.DataFrame) -> str:
     cols = [f"term.{t}" for t in TERMS]
     lines = []
     for split, part in table.groupby("split", sort=False):
-        lines.append(f"\n{split} split: change of each weighted reward term from the untrained start "
-                     "(episode sums, mean over episodes; the terms add up to the change)")
+        lines.append(
+            f"\n{split} split: change of each weighted reward term from the untrained start "
+            "(episode sums, mean over episodes; the terms add up to the change)"
+        )
         for policy, rows in part.groupby("policy", sort=False):
             out = rows.set_index("seed")[cols + ["change"]].rename(columns=lambda c: c.removeprefix("term."))
             out.loc["mean"] = out.mean()
@@ -148,17 +142,24 @@ def render_terms(table: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from wealtharena.cli import setup_logging
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("experiment", type=Path, help="an experiment folder: checkpoints/<experiment>")
     p.add_argument("--iteration", type=int, help="checkpoint iteration of every run (default: each run's latest)")
-    p.add_argument("--splits", nargs="+", default=["validation", "train"], choices=["train", "validation", "test"],
-                   help="splits to measure on (default: validation train); the test split is for a final look")
+    p.add_argument(
+        "--splits",
+        nargs="+",
+        default=["validation", "train"],
+        choices=["train", "validation", "test"],
+        help="splits to measure on (default: validation train); the test split is for a final look",
+    )
     p.add_argument("--train-stride", type=int, default=TRAIN_STRIDE, help="days between train-split episodes")
-    p.add_argument("--terms", action="store_true",
-                   help="also print each change split into the weighted reward terms (always in the CSV)")
+    p.add_argument(
+        "--terms",
+        action="store_true",
+        help="also print each change split into the weighted reward terms (always in the CSV)",
+    )
     args = p.parse_args(argv)
     setup_logging()
     table = learning_table(args.experiment, args.iteration, args.splits, args.train_stride)
@@ -172,6 +173,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from wealtharena.cli import run_cli
-
     sys.exit(run_cli(main))

@@ -1,31 +1,58 @@
 """Tables, plots, tearsheets and result files for a backtest. Every table and figure names its
 split, its date range and that costs are included."""
+
 from __future__ import annotations
 
 import html
 import json
 import logging
 import math
+import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import PercentFormatter
 
 from wealtharena.evaluation.backtest import Backtest
+from wealtharena.evaluation.validation import ValidationResult
 
+if TYPE_CHECKING:
+    from wealtharena.training.results import IterationRecord
+
+matplotlib.use("Agg")  # reports are files: no display needed
 log = logging.getLogger(__name__)
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
-SHOWN = [("total_return", "total", "pct"), ("annual_return", "annual", "pct"), ("annual_volatility", "vol", "pct"),
-         ("sharpe", "Sharpe", "num"), ("sharpe_ci", "Sharpe 95% CI", "ci"), ("sortino", "Sortino", "num"),
-         ("calmar", "Calmar", "num"), ("max_drawdown", "max DD", "pct"), ("max_drawdown_days", "DD days", "int"),
-         ("var_95", "VaR95", "pct"), ("cvar_95", "CVaR95", "pct"), ("win_rate", "win", "pct"),
-         ("turnover", "turnover", "pct"), ("beta", "beta", "num"), ("information_ratio", "IR", "num"),
-         ("costs_paid", "costs", "money"), ("risk_events", "risk evts", "int")]
+SHOWN = [
+    ("total_return", "total", "pct"),
+    ("annual_return", "annual", "pct"),
+    ("annual_volatility", "vol", "pct"),
+    ("sharpe", "Sharpe", "num"),
+    ("sharpe_ci", "Sharpe 95% CI", "ci"),
+    ("sortino", "Sortino", "num"),
+    ("calmar", "Calmar", "num"),
+    ("max_drawdown", "max DD", "pct"),
+    ("max_drawdown_days", "DD days", "int"),
+    ("var_95", "VaR95", "pct"),
+    ("cvar_95", "CVaR95", "pct"),
+    ("win_rate", "win", "pct"),
+    ("turnover", "turnover", "pct"),
+    ("beta", "beta", "num"),
+    ("information_ratio", "IR", "num"),
+    ("costs_paid", "costs", "money"),
+    ("risk_events", "risk evts", "int"),
+]
 
-SURVIVORSHIP_NOTE = ("Note: the bundled sample universe (20 S&P 500 stocks that were large in 2022) is "
-                     "survivorship-biased; compare strategies with each other on it, not with real-time returns.")
+SURVIVORSHIP_NOTE = (
+    "Note: the bundled sample universe (20 S&P 500 stocks that were large in 2022) is "
+    "survivorship-biased; compare strategies with each other on it, not with real-time returns."
+)
 
 
 def _missing(v: Any) -> bool:
@@ -37,13 +64,19 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     for col, name, kind in SHOWN:
         if kind == "ci":
             if "sharpe_ci_low" in table:
-                out[name] = [("" if _missing(lo) else f"[{lo:.2f}, {hi:.2f}]")
-                             for lo, hi in zip(table["sharpe_ci_low"], table["sharpe_ci_high"])]
+                out[name] = [
+                    ("" if _missing(lo) else f"[{lo:.2f}, {hi:.2f}]")
+                    for lo, hi in zip(table["sharpe_ci_low"], table["sharpe_ci_high"])
+                ]
             continue
         if col not in table:
             continue
-        fmt = {"pct": lambda v: f"{v:+.1%}", "num": lambda v: f"{v:.2f}", "money": lambda v: f"{v:,.0f}",
-               "int": lambda v: f"{int(v)}"}[kind]
+        fmt = {
+            "pct": lambda v: f"{v:+.1%}",
+            "num": lambda v: f"{v:.2f}",
+            "money": lambda v: f"{v:,.0f}",
+            "int": lambda v: f"{int(v)}",
+        }[kind]
         out[name] = table[col].map(lambda v, fmt=fmt: "" if _missing(v) else fmt(v))
     return out
 
@@ -64,48 +97,97 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def write_results(bt: Backtest, out_dir: Path, extra: dict[str, Any] | None = None,
-                  tearsheets: bool = True, survivorship: bool = False) -> dict[str, Path]:
-    """report.html, results.json, plots, and a quantstats tearsheet per agent under `out_dir`."""
+def learning_curve(validation: Sequence[ValidationResult]) -> str:
+    """Validation episode reward per policy at each evaluation, and the change since the first with
+    its paired standard error: where learning should be visible."""
+    rows = [
+        {
+            "iteration": v.iteration,
+            **{p: round(r, 2) for p, r in v.policy_episode_reward.items()},
+            "mean Sharpe": round(v.mean_sharpe, 2),
+        }
+        for v in validation
+    ]
+    if not rows:
+        return "no validation run yet"
+    table = pd.DataFrame(rows).set_index("iteration")
+    first, last = validation[0], validation[-1]
+    se = ", ".join(f"{p} {v:.2f}" for p, v in last.policy_episode_reward_se.items())
+    text = (
+        f"Validation split, deterministic actions, costs included (iteration 0 = untrained): mean reward of "
+        f"the {last.episodes} {last.episode_length}-day episodes starting every {last.stride} days, per "
+        f"policy; mean Sharpe of the whole-split backtest\n"
+        + table.to_string()
+        + (f"\nstandard error of the last row's means: {se}" if se else "")
+    )
+    if len(table) > 1:
+        change = (table.iloc[-1] - table.iloc[0]).round(2)
+        change_se = last.change_se(first)
+        parts = ", ".join(
+            f"{c} {v:+.2f}" + (f" (SE {change_se[c]:.2f})" if c in change_se else "") for c, v in change.items()
+        )
+        text += f"\nchange since iteration {table.index[0]}: {parts}"
+        if change_se:
+            text += (
+                "\n(SE of a change: over the same episodes, paired; a change beyond about twice its SE "
+                "is unlikely to be window noise, though another seed may still differ)"
+            )
+    return text
+
+
+def write_results(
+    bt: Backtest,
+    out_dir: Path,
+    extra: dict[str, Any] | None = None,
+    tearsheets: bool = True,
+    survivorship: bool = False,
+    training_plot: Path | None = None,
+    sections: Sequence[ReportSection] = (),
+) -> dict[str, Path]:
+    """report.html, results.json, plots, and a quantstats tearsheet per distinct agent under `out_dir`.
+    `training_plot` (the run's learning curve) is copied in and shown; `sections` add blocks (the desk's)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     table = bt.metrics_table()
     payload = {
-        "split": bt.split, "start": bt.start, "end": bt.end, "costs_included": True,
+        "split": bt.split,
+        "start": bt.start,
+        "end": bt.end,
+        "costs_included": True,
         "metrics": {name: {k: _json_ready(v) for k, v in row.items()} for name, row in table.to_dict("index").items()},
-        "risk_events_by_reason": {tr.name: dict(tr.events) for tr in bt.tracks if tr.kind == "agent"},
-        "series": {tr.name: {"dates": [str(d) for d in tr.dates], "values": tr.values.tolist()} for tr in bt.tracks},
+        "agents": {tr.label: list(tr.members) for tr in bt.agents()},
+        "risk_events_by_reason": {tr.label: dict(tr.events) for tr in bt.agents()},
+        "series": {tr.label: {"dates": [str(d) for d in tr.dates], "values": tr.values.tolist()} for tr in bt.tracks},
         **(extra or {}),
     }
     paths = {"results": out_dir / "results.json"}
     paths["results"].write_text(json.dumps(payload, indent=1, default=str))
+    if training_plot is not None and training_plot.is_file():
+        paths["training"] = out_dir / "training.png"
+        shutil.copyfile(training_plot, paths["training"])
     paths |= plot_all(bt, out_dir)
+    for section in sections:
+        paths |= section.files
     if tearsheets:
         paths |= write_tearsheets(bt, out_dir)
-    paths["report"] = write_html(bt, out_dir, paths, survivorship)
+    paths["report"] = write_html(bt, out_dir, paths, survivorship, sections)
     return paths
 
 
+class ReportSection:
+    """A block of report.html: a heading, HTML (tables, text) and the files it shows or links."""
+
+    def __init__(self, title: str, body_html: str, files: dict[str, Path] | None = None):
+        self.title, self.body_html, self.files = title, body_html, files or {}
+
+
 # ------------------------------------------------------------------------------------ plots
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_all(bt: Backtest, out_dir: Path) -> dict[str, Path]:
-    plt = _plt()
-    from matplotlib.ticker import PercentFormatter
-
     paths: dict[str, Path] = {}
-    dates = {tr.name: pd.to_datetime(tr.dates) for tr in bt.tracks}
+    dates = {tr.label: pd.to_datetime(tr.dates) for tr in bt.tracks}
     fig, ax = plt.subplots(figsize=(11, 5.5))
     for tr in bt.tracks:
         style = "--" if tr.kind == "benchmark" else "-"
-        ax.plot(dates[tr.name], tr.values / tr.values[0], style, lw=1.2 if tr.kind == "agent" else 1.6, label=tr.name)
+        ax.plot(dates[tr.label], tr.values / tr.values[0], style, lw=1.2 if tr.kind == "agent" else 1.6, label=tr.label)
     ax.set_title(f"Growth of 1 ({bt.title()})")
     ax.set_ylabel("value / start value")
     ax.legend(fontsize=8, ncol=2)
@@ -118,7 +200,7 @@ def plot_all(bt: Backtest, out_dir: Path) -> dict[str, Path]:
     fig, ax = plt.subplots(figsize=(11, 4))
     for tr in bt.tracks:
         v = tr.values
-        ax.plot(dates[tr.name], v / np.maximum.accumulate(v) - 1.0, lw=1.0, label=tr.name)
+        ax.plot(dates[tr.label], v / np.maximum.accumulate(v) - 1.0, lw=1.0, label=tr.label)
     ax.set_title(f"Drawdown ({bt.title()})")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.legend(fontsize=8, ncol=2)
@@ -137,9 +219,9 @@ def plot_all(bt: Backtest, out_dir: Path) -> dict[str, Path]:
         rest = np.delete(w, top, axis=1).sum(axis=1)
         stack = [w[:, i] for i in top] + [rest, np.maximum(1.0 - w.sum(axis=1), 0.0)]
         labels = [bt.tickers[i] if bt.tickers else str(i) for i in top] + ["others", "cash"]
-        ax.stackplot(dates[tr.name][1:], *stack, labels=labels, alpha=0.85)
+        ax.stackplot(dates[tr.label][1:], *stack, labels=labels, alpha=0.85)
         ax.set_ylim(0, 1)
-        ax.set_title(f"Allocation of {tr.name} after the risk manager ({bt.title()})")
+        ax.set_title(f"Allocation of {tr.label} after the risk manager ({bt.title()})")
         ax.legend(fontsize=7, ncol=5, loc="upper left")
         fig.tight_layout()
         path = out_dir / f"allocation_{tr.name}.png"
@@ -149,21 +231,22 @@ def plot_all(bt: Backtest, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def plot_training_history(history: list[dict[str, Any]], path: Path) -> Path | None:
+def plot_training_history(history: Sequence[IterationRecord], path: Path) -> Path | None:
     """Episode return and each reward term per policy over training iterations (train split)."""
     if not history:
         return None
-    plt = _plt()
-    policies = sorted({p for row in history for p in row["reward_terms"]} | {p for row in history for p in row["policy_return"]})
+    policies = sorted(
+        {p for row in history for p in row.reward_terms} | {p for row in history for p in row.policy_return}
+    )
     if not policies:  # no episode finished yet (episodes longer than the steps sampled so far)
         return None
-    terms = sorted({t for row in history for d in row["reward_terms"].values() for t in d})
+    terms = sorted({t for row in history for d in row.reward_terms.values() for t in d})
     fig, axes = plt.subplots(1, len(policies), figsize=(5 * len(policies), 4), squeeze=False, sharey=False)
-    it = [row["iteration"] for row in history]
+    it = [row.iteration for row in history]
     for ax, p in zip(axes[0], policies):
-        ax.plot(it, [row["policy_return"].get(p, np.nan) for row in history], "k-", lw=2, label="episode return")
+        ax.plot(it, [row.policy_return.get(p, np.nan) for row in history], "k-", lw=2, label="episode return")
         for t in terms:
-            ax.plot(it, [row["reward_terms"].get(p, {}).get(t, np.nan) for row in history], lw=1, label=t)
+            ax.plot(it, [row.reward_terms.get(p, {}).get(t, np.nan) for row in history], lw=1, label=t)
         ax.set_title(f"{p}: reward terms per episode (train split)")
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
@@ -179,11 +262,10 @@ def plot_training_history(history: list[dict[str, Any]], path: Path) -> Path | N
 def write_tearsheets(bt: Backtest, out_dir: Path) -> dict[str, Path]:
     """A quantstats HTML tearsheet per agent against the benchmark index (costs included)."""
     try:
-        import quantstats as qs
+        import quantstats as qs  # heavy (seaborn, its own plots), and only needed for tearsheets
     except ImportError:
         log.warning("quantstats is not installed: no tearsheets")
         return {}
-    _plt()
     paths = {}
     bench = None
     bh = next((tr for tr in bt.tracks if "buy & hold" in tr.name), None)
@@ -198,27 +280,55 @@ def write_tearsheets(bt: Backtest, out_dir: Path) -> dict[str, Path]:
         try:
             with warnings.catch_warnings():  # quantstats' own plotting warnings are not the user's concern
                 warnings.simplefilter("ignore")
-                qs.reports.html(r, benchmark=bench, output=str(path),
-                                title=f"{tr.name}: {bt.title()}", download_filename=path.name)
+                qs.reports.html(
+                    r, benchmark=bench, output=str(path), title=f"{tr.label}: {bt.title()}", download_filename=path.name
+                )
             paths[f"tearsheet_{tr.name}"] = path
         except Exception as exc:  # a third-party report must not sink the evaluation
             log.warning("tearsheet for %s failed: %s", tr.name, exc)
     return paths
 
 
-def write_html(bt: Backtest, out_dir: Path, paths: dict[str, Path], survivorship: bool) -> Path:
+def write_html(
+    bt: Backtest, out_dir: Path, paths: dict[str, Path], survivorship: bool, sections: Sequence[ReportSection] = ()
+) -> Path:
     table = format_table(bt.metrics_table())
-    images = "".join(f'<h3>{html.escape(k)}</h3><img src="{p.name}" style="max-width:100%">'
-                     for k, p in paths.items() if p.suffix == ".png")
-    sheets = "".join(f'<li><a href="{p.name}">{html.escape(k)}</a></li>' for k, p in paths.items() if p.suffix == ".html")
-    body = (f"<h1>WealthArena evaluation</h1><p><b>{html.escape(bt.title())}</b>. Every figure is net of "
-            "commission and slippage; all strategies start with the same cash on the same day.</p>"
-            + (f"<p><i>{html.escape(SURVIVORSHIP_NOTE)}</i></p>" if survivorship else "")
-            + table.to_html(classes="metrics", border=0) + (f"<h2>Tearsheets</h2><ul>{sheets}</ul>" if sheets else "")
-            + images)
-    style = ("<style>body{font-family:sans-serif;margin:2em} table.metrics{border-collapse:collapse;font-size:13px}"
-             "table.metrics td,table.metrics th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style>")
+    in_sections = {p for section in sections for p in section.files.values()}
+    images = "".join(
+        f'<h3>{html.escape(k)}</h3><img src="{p.name}" style="max-width:100%">'
+        for k, p in paths.items()
+        if p.suffix == ".png" and p not in in_sections and k != "training"
+    )
+    sheets = "".join(
+        f'<li><a href="{p.name}">{html.escape(k)}</a></li>'
+        for k, p in paths.items()
+        if p.suffix == ".html" and p not in in_sections
+    )
+    training = ""
+    if "training" in paths:
+        training = (
+            "<h2>Learning curve (train split)</h2><p>Episode return and each reward term per policy over the "
+            'training iterations.</p><img src="training.png" style="max-width:100%">'
+        )
+    blocks = "".join(f"<h2>{html.escape(s.title)}</h2>{s.body_html}" for s in sections)
+    body = (
+        f"<h1>WealthArena evaluation</h1><p><b>{html.escape(bt.title())}</b>. Every figure is net of "
+        "commission and slippage; all strategies start with the same cash on the same day. Agents that act "
+        "identically are one row, named by every agent it stands for.</p>"
+        + (f"<p><i>{html.escape(SURVIVORSHIP_NOTE)}</i></p>" if survivorship else "")
+        + table.to_html(classes="metrics", border=0)
+        + blocks
+        + training
+        + (f"<h2>Tearsheets</h2><ul>{sheets}</ul>" if sheets else "")
+        + images
+    )
+    style = (
+        "<style>body{font-family:sans-serif;margin:2em} table.metrics{border-collapse:collapse;font-size:13px}"
+        "table.metrics td,table.metrics th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style>"
+    )
     path = out_dir / "report.html"
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>WealthArena {bt.split}</title>"
-                    f"{style}</head><body>{body}</body></html>")
+    path.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>WealthArena {bt.split}</title>"
+        f"{style}</head><body>{body}</body></html>"
+    )
     return path

@@ -1,5 +1,6 @@
 """Results over several seeds: mean, standard deviation and range per strategy and metric, so that
 one lucky seed is not mistaken for a result."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,9 +30,16 @@ def render(agg: pd.DataFrame, title: str) -> str:
         cells = {}
         for col in COLUMNS:
             pct = col != "sharpe" and col != "costs_paid"
-            fmt = (lambda v: f"{v:+.1%}") if pct else ((lambda v: f"{v:,.0f}") if col == "costs_paid" else (lambda v: f"{v:.2f}"))
+            fmt = (
+                (lambda v: f"{v:+.1%}")
+                if pct
+                else ((lambda v: f"{v:,.0f}") if col == "costs_paid" else (lambda v: f"{v:.2f}"))
+            )
             std = row[f"{col} std"]
             spread = f" [{fmt(row[f'{col} min'])} .. {fmt(row[f'{col} max'])}]"
             cells[col] = fmt(row[f"{col} mean"]) + ("" if np.isnan(std) else f" ± {fmt(std).lstrip('+')}") + spread
         rows[strategy] = cells
-    return f"{title} (mean ± std [min .. max] over {int(agg['seeds'].iloc[0])} seeds):\n" + pd.DataFrame(rows).T.to_string()
+    return (
+        f"{title} (mean ± std [min .. max] over {int(agg['seeds'].iloc[0])} seeds):\n"
+        + pd.DataFrame(rows).T.to_string()
+    )

@@ -11,6 +11,7 @@ ratio clipping and no KL term. PPO's connector standardises advantages per batch
 A2C variant). The classes live in an importable module so that `Algorithm.from_checkpoint`
 can rebuild them.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -46,8 +47,11 @@ class A2CTorchLearner(PPOTorchLearner):
         vf_loss = torch.pow(values - batch[Postprocessing.VALUE_TARGETS], 2.0)
         entropy_coeff = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
         total = mean(-logp * advantages + config.vf_loss_coeff * vf_loss - entropy_coeff * entropy)
-        self.metrics.log_dict({POLICY_LOSS_KEY: mean(-logp * advantages), VF_LOSS_KEY: mean(vf_loss),
-                               ENTROPY_KEY: mean(entropy)}, key=module_id, window=1)
+        self.metrics.log_dict(
+            {POLICY_LOSS_KEY: mean(-logp * advantages), VF_LOSS_KEY: mean(vf_loss), ENTROPY_KEY: mean(entropy)},
+            key=module_id,
+            window=1,
+        )
         return total
 
 

@@ -3,10 +3,12 @@
 One policy per profile (`conservative`, `balanced`, `aggressive`), shared by the agents of that
 profile; network sizes and learning rates per policy come from `training.policies`.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.algorithms.sac import SACConfig
@@ -15,22 +17,19 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.tune.registry import register_env
 
 from wealtharena.config import Config
-from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv, shared_market
+from wealtharena.envs.data import EnvData
+from wealtharena.training.a2c import A2CConfig
+from wealtharena.training.data_service import make_env
 from wealtharena.training.env_runner import VectorEnvRunner
 from wealtharena.training.models import AssetSharedModule, CriticInputs, asset_layout
-from wealtharena.training.a2c import A2CConfig
 
 ENV_NAME = "wealtharena_ma"
 ALGORITHMS = ("ppo", "a2c", "sac")
 
 
-def _make_env(env_config: dict[str, Any]) -> MultiAgentTradingEnv:
-    return MultiAgentTradingEnv(dict(env_config))
-
-
 def register() -> None:
     """Register the env with Ray Tune's registry (needed in every process that builds or restores)."""
-    register_env(ENV_NAME, _make_env)
+    register_env(ENV_NAME, make_env)
 
 
 class PolicyMapping:
@@ -43,43 +42,58 @@ class PolicyMapping:
         return self.profile_of[agent_id]
 
 
-def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmConfig:
-    """The RLlib config for `cfg.training.algorithm` on the multi-agent env (train split)."""
+def build_algorithm_config(cfg: Config, data: EnvData, seed: int | None = None) -> AlgorithmConfig:
+    """The RLlib config for `cfg.training.algorithm` on the multi-agent env (train split); `data` gives
+    the observation's layout (which columns belong to which asset)."""
     register()
     tr = cfg.training
     policies = cfg.policy_ids
-    missing = [p for p in policies if p not in tr.policies]
-    hidden = {p: (tr.policies[p].hidden if p in tr.policies else [256, 256]) for p in policies}
-    if missing:
-        import logging
-
-        logging.getLogger(__name__).info("training.policies has no entry for %s: using [256, 256]", missing)
+    hidden = {p: tr.policy(p).hidden for p in policies}
     base: AlgorithmConfig = {"ppo": PPOConfig, "a2c": A2CConfig, "sac": SACConfig}[tr.algorithm]()
     # infos only on each agent's last step: RLlib does not learn from them (see EnvOptions.step_infos)
     critic = tr.critic_inputs()
-    env_config = {"config": cfg.model_dump(mode="json"), "split": "train", "step_infos": False,
-                  "critic_horizons": critic}
+    env_config = {
+        "config": cfg.model_dump(mode="json"),
+        "split": "train",
+        "step_infos": False,
+        "critic_horizons": critic,
+    }
     config = (
         # Raw policy samples go to the env, which squashes them with tanh (no dead zone past +-1).
         base.environment(ENV_NAME, env_config=env_config, normalize_actions=False, clip_actions=False)
-        .env_runners(num_env_runners=tr.num_env_runners, num_envs_per_env_runner=tr.num_envs_per_env_runner,
-                     num_cpus_per_env_runner=tr.num_cpus_per_env_runner,
-                     custom_resources_per_env_runner=dict(tr.custom_resources_per_env_runner),
-                     env_runner_cls=VectorEnvRunner if tr.vector_env else None)
+        .env_runners(
+            num_env_runners=tr.num_env_runners,
+            num_envs_per_env_runner=tr.num_envs_per_env_runner,
+            num_cpus_per_env_runner=tr.num_cpus_per_env_runner,
+            custom_resources_per_env_runner=dict(tr.custom_resources_per_env_runner),
+            env_runner_cls=VectorEnvRunner if tr.vector_env else None,
+        )
         .learners(num_learners=0, num_gpus_per_learner=learner_gpus(tr.num_gpus_per_learner))
-        .multi_agent(policies=list(policies),
-                     policy_mapping_fn=PolicyMapping({a.id: a.profile for a in cfg.agents}),
-                     policies_to_train=list(policies))
+        .multi_agent(
+            policies=list(policies),
+            policy_mapping_fn=PolicyMapping({a.id: a.profile for a in cfg.agents}),
+            policies_to_train=list(policies),
+        )
+        # RLlib hands each env runner its config as an object-store reference; Ray cannot restart an actor
+        # whose constructor arguments live in the object store reliably (ray-project/ray#53727), so runners
+        # are not restarted in place: a failed runner stops the run with its error, and the run resumes
+        # from its latest checkpoint (`train.py --checkpoint`). The env is deterministic: a failure is a
+        # bug or a lost node, not noise to retry.
+        .fault_tolerance(restart_failed_env_runners=False)
         .debugging(seed=cfg.seed if seed is None else seed, log_level="ERROR")
         .reporting(metrics_num_episodes_for_smoothing=20)
     )
-    overrides = {p: base.overrides(**_lr_kwargs(tr.algorithm, tr.policies[p].lr))
-                 for p in policies if p in tr.policies and tr.policies[p].lr is not None}
+    own_lr = {p: lr for p in policies if (lr := tr.policy(p).lr) is not None}
+    overrides = {p: base.overrides(**_lr_kwargs(tr.algorithm, lr)) for p, lr in own_lr.items()}
     if tr.algorithm == "sac":
-        specs = {p: RLModuleSpec(model_config={"fcnet_hiddens": hidden[p], "fcnet_activation": "relu"})
-                 for p in policies}
+        specs = {
+            p: RLModuleSpec(model_config={"fcnet_hiddens": hidden[p], "fcnet_activation": "relu"}) for p in policies
+        }
         config = config.training(
-            gamma=tr.gamma, actor_lr=tr.lr, critic_lr=tr.lr, alpha_lr=tr.lr,
+            gamma=tr.gamma,
+            actor_lr=tr.lr,
+            critic_lr=tr.lr,
+            alpha_lr=tr.lr,
             train_batch_size_per_learner=min(tr.minibatch_size, 256),
             replay_buffer_config={"type": "MultiAgentEpisodeReplayBuffer", "capacity": 100_000},
             num_steps_sampled_before_learning_starts=min(tr.train_batch_size, 2000),
@@ -87,23 +101,50 @@ def build_algorithm_config(cfg: Config, seed: int | None = None) -> AlgorithmCon
     else:
         # Episode returns reach tens of reward units: PPO's default vf_clip_param (10) would clip the
         # value loss of almost every sample and starve the critic.
-        kwargs: dict[str, Any] = {"gamma": tr.gamma, "lr": tr.lr, "train_batch_size_per_learner": tr.train_batch_size,
-                                  "entropy_coeff": tr.entropy_coeff, "vf_clip_param": 1e4}
+        kwargs: dict[str, Any] = {
+            "gamma": tr.gamma,
+            "lr": tr.lr,
+            "train_batch_size_per_learner": tr.train_batch_size,
+            "entropy_coeff": tr.entropy_coeff,
+            "vf_clip_param": 1e4,
+        }
         if tr.algorithm == "ppo":
             kwargs |= {"minibatch_size": tr.minibatch_size, "num_epochs": tr.num_epochs, "lambda_": tr.gae_lambda}
         if critic:
             kwargs["learner_connector"] = _critic_connector
         config = config.training(**kwargs)
         if tr.network == "asset_shared":
-            layout = observation_layout(cfg)
-            specs = {p: RLModuleSpec(module_class=AssetSharedModule, model_config={
-                **layout, "hidden": hidden[p], "log_std_init": tr.log_std_of(p), "critic_horizons": critic or [],
-                "vf_hidden": tr.policies[p].vf_hidden if p in tr.policies else None})
-                for p in policies}
+            layout = asset_layout(
+                data.observation_names(cfg.env.desk_observation),
+                data.market.tickers,
+                cfg.env.window,
+                data.features.asset_names,
+            )
+            specs = {
+                p: RLModuleSpec(
+                    module_class=AssetSharedModule,
+                    model_config={
+                        **layout,
+                        "hidden": hidden[p],
+                        "log_std_init": tr.log_std_of(p),
+                        "critic_horizons": critic or [],
+                        "vf_hidden": tr.policy(p).vf_hidden,
+                    },
+                )
+                for p in policies
+            }
         else:
-            specs = {p: RLModuleSpec(model_config={"fcnet_hiddens": hidden[p], "fcnet_activation": "tanh",
-                                                   "vf_share_layers": False,
-                                                   "free_log_std": tr.log_std_of(p) is not None}) for p in policies}
+            specs = {
+                p: RLModuleSpec(
+                    model_config={
+                        "fcnet_hiddens": hidden[p],
+                        "fcnet_activation": "tanh",
+                        "vf_share_layers": False,
+                        "free_log_std": tr.log_std_of(p) is not None,
+                    }
+                )
+                for p in policies
+            }
     config = config.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
     if overrides:
         config = config.rl_module(algorithm_config_overrides_per_module=overrides)
@@ -114,47 +155,33 @@ def _critic_connector(*args: Any, **kwargs: Any) -> CriticInputs:
     return CriticInputs()
 
 
-def observation_layout(cfg: Config) -> dict[str, list]:
-    """Which observation columns belong to each asset, and which all assets share (asset_shared)."""
-    from wealtharena.envs.core import load_env_data, observation_names
-
-    data = load_env_data(cfg, market=shared_market(cfg))
-    return asset_layout(observation_names(data, cfg.env.desk_observation), data.market.tickers,
-                        cfg.env.window, data.features.asset_names)
-
-
 def init_log_std(algo: Any, values: dict[str, float | None]) -> None:
     """Start each policy's free log standard deviation of RLlib's MLP (`network: mlp`) at its value
     (`TrainingConfig.log_std_of`), on the learner and on the env runners; None leaves a policy as
     built. The asset-shared network takes its value from its model_config instead."""
     if all(v is None for v in values.values()):
         return
-    import torch
 
     def set_log_std(learner: Any) -> None:
         for pid in learner.module.keys():
-            head = getattr(learner.module[pid], "pi", None)
-            if values.get(pid) is not None and isinstance(getattr(head, "log_std", None), torch.nn.Parameter):
+            log_std = getattr(getattr(learner.module[pid], "pi", None), "log_std", None)
+            value = values.get(pid)
+            if value is not None and isinstance(log_std, torch.nn.Parameter):
                 with torch.no_grad():
-                    head.log_std.fill_(values[pid])
+                    log_std.fill_(value)
 
     algo.learner_group.foreach_learner(set_log_std)
     algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
 
 
 def learner_gpus(setting: float | str) -> float:
-    """"auto": one GPU for the learner when this driver sees one (it runs the learner), else 0."""
+    """ "auto": one GPU for the learner when this driver sees one (it runs the learner), else 0."""
     if setting != "auto":
         return float(setting)
-    try:
-        import torch
-
-        return 1.0 if torch.cuda.is_available() else 0.0
-    except ImportError:
-        return 0.0
+    return 1.0 if torch.cuda.is_available() else 0.0
 
 
-def _lr_kwargs(algorithm: str, lr: float | None) -> dict[str, float]:
+def _lr_kwargs(algorithm: str, lr: float) -> dict[str, float]:
     if algorithm == "sac":
         return {"actor_lr": lr, "critic_lr": lr}
     return {"lr": lr}

@@ -1,4 +1,5 @@
 """RLlib callbacks: per-policy reward terms of finished episodes, read from the env's final infos."""
+
 from __future__ import annotations
 
 from typing import Any

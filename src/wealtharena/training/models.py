@@ -32,6 +32,7 @@ cash head starts at exactly 0: every untrained policy, whatever the seed, holds 
 iteration 0 of every learning curve is that equal-weight baseline and learning is measured against
 it. Gradients still reach every layer (the last layer's gradient does not depend on its weights).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -47,8 +48,9 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
 
 
-def asset_layout(names: Sequence[str], tickers: Sequence[str], window: int,
-                 asset_features: Sequence[str]) -> dict[str, list]:
+def asset_layout(
+    names: Sequence[str], tickers: Sequence[str], window: int, asset_features: Sequence[str]
+) -> dict[str, list]:
     """Column indices of the observation `names`: `asset` [N][P] (each asset's own columns, in the
     same order for every asset) and `shared` [G] (all other columns)."""
     pos = {n: i for i, n in enumerate(names)}
@@ -82,7 +84,7 @@ def _mlp(sizes: Sequence[int], out_gain: float) -> nn.Sequential:
     return nn.Sequential(*layers, last)
 
 
-CRITIC = "critic_inputs"                # train-batch column: the value function's market inputs
+CRITIC = "critic_inputs"  # train-batch column: the value function's market inputs
 
 
 class CriticInputs(ConnectorV2):
@@ -99,7 +101,8 @@ class CriticInputs(ConnectorV2):
             except KeyError:
                 raise RuntimeError(
                     "training.critic_horizons is set but an env info has no 'critic' entry: the "
-                    "training env must be built with env_config critic_horizons (see EnvOptions)") from None
+                    "training env must be built with env_config critic_horizons (see EnvOptions)"
+                ) from None
             self.add_n_batch_items(batch, CRITIC, items, n, sa_episode)
         return batch
 
@@ -117,7 +120,7 @@ class AssetSharedModule(TorchRLModule, ValueFunctionAPI):
         self.register_buffer("shared_idx", shared, persistent=False)
         n, p = asset.shape
         g = len(shared)
-        hidden = [64, 64] if mc.get("hidden") is None else list(mc["hidden"])     # []: a linear scorer
+        hidden = [64, 64] if mc.get("hidden") is None else list(mc["hidden"])  # []: a linear scorer
         dim = int(np.prod(self.observation_space.shape))
         act = int(np.prod(self.action_space.shape))
         if act != n + 1:
@@ -133,9 +136,10 @@ class AssetSharedModule(TorchRLModule, ValueFunctionAPI):
                 raise ValueError("critic_horizons needs the weight columns in the observation")
             self.register_buffer("weight_idx", weight, persistent=False)
             # a typical h-day move (2% a day) maps to about 1
-            self.register_buffer("fwd_scale", 1.0 / (0.02 * torch.sqrt(torch.tensor(horizons, dtype=torch.float32))),
-                                 persistent=False)
-            extra = len(horizons) * (n + 2)                # every asset, the book's, the average
+            self.register_buffer(
+                "fwd_scale", 1.0 / (0.02 * torch.sqrt(torch.tensor(horizons, dtype=torch.float32))), persistent=False
+            )
+            extra = len(horizons) * (n + 2)  # every asset, the book's, the average
         vf_hidden = [256, 256] if mc.get("vf_hidden") is None else list(mc["vf_hidden"])
         self.vf = _mlp([dim + extra, *vf_hidden, 1], out_gain=1.0)
         init = mc.get("log_std_init")
@@ -143,11 +147,11 @@ class AssetSharedModule(TorchRLModule, ValueFunctionAPI):
         self.action_dist_cls = TorchDiagGaussian
 
     def _scores(self, obs: torch.Tensor) -> torch.Tensor:
-        shared = obs[:, self.shared_idx]                                   # [B, G]
-        own = obs[:, self.asset_idx]                                       # [B, N, P]
+        shared = obs[:, self.shared_idx]  # [B, G]
+        own = obs[:, self.asset_idx]  # [B, N, P]
         ctx = shared.unsqueeze(1).expand(-1, own.shape[1], -1)
-        assets = self.scorer(torch.cat([own, ctx], dim=-1)).squeeze(-1)   # [B, N]
-        return torch.cat([assets, self.cash(shared)], dim=-1)             # [B, N + 1]
+        assets = self.scorer(torch.cat([own, ctx], dim=-1)).squeeze(-1)  # [B, N]
+        return torch.cat([assets, self.cash(shared)], dim=-1)  # [B, N + 1]
 
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         mean = self._scores(batch[Columns.OBS])
@@ -158,9 +162,11 @@ class AssetSharedModule(TorchRLModule, ValueFunctionAPI):
         if not self.n_horizons:
             return self.vf(obs).squeeze(-1)
         if CRITIC not in batch:
-            raise KeyError(f"value function with critic_horizons: the batch has no '{CRITIC}' column "
-                           "(added by the CriticInputs learner connector from training infos)")
-        fwd = batch[CRITIC].reshape(obs.shape[0], self.n_horizons, -1) * self.fwd_scale[:, None]   # [B, H, N]
-        book = (fwd * obs[:, self.weight_idx].unsqueeze(1)).sum(-1)                               # [B, H]
+            raise KeyError(
+                f"value function with critic_horizons: the batch has no '{CRITIC}' column "
+                "(added by the CriticInputs learner connector from training infos)"
+            )
+        fwd = batch[CRITIC].reshape(obs.shape[0], self.n_horizons, -1) * self.fwd_scale[:, None]  # [B, H, N]
+        book = (fwd * obs[:, self.weight_idx].unsqueeze(1)).sum(-1)  # [B, H]
         x = torch.cat([obs, fwd.flatten(1), book, fwd.mean(-1)], dim=-1)
         return self.vf(x).squeeze(-1)

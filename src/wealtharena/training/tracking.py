@@ -5,20 +5,63 @@ is recorded in the local SQLite store instead and the log says so; if a call fai
 failure is logged once and every later record goes to `<run_dir>/tracking_fallback.jsonl`, so
 nothing is lost. Secrets (WANDB_API_KEY, credentials in URIs) are never logged.
 """
+
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import mlflow
+import mlflow.pytorch
+import ray
+import torch
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from ray.rllib.core.rl_module.rl_module import RLModule
 
 from wealtharena.config import Config, ServiceSettings, redact_url
+from wealtharena.training.inference import MODULES_DIR
+
+if TYPE_CHECKING:
+    from wealtharena.evaluation.validation import ValidationResult
+    from wealtharena.training.results import IterationRecord
 
 log = logging.getLogger(__name__)
 
 MAX_PARAM_LEN = 500
+# MLflow 3 opens an experiment in its GenAI view (traces, prompts) unless the experiment says it is for
+# model training; the UI reads this tag (values in its build: custom_model_development, genai_development).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
+class Tracker(Protocol):
+    """What the trainer and train.py record a run through (MLflow, W&B, or both via `Trackers`)."""
+
+    def start(
+        self, cfg: Config, run_dir: Path, meta: dict[str, Any], data_fingerprint: dict[str, Any] | None = None
+    ) -> None: ...
+
+    def record(self) -> dict[str, Any] | None:
+        """Where the run is recorded (MLflow run id, URI, experiment), to store in checkpoints."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def log_iteration(self, record: IterationRecord) -> None: ...
+
+    def log_validation(self, val: ValidationResult) -> None: ...
+
+    def log_artifacts(self, paths: list[Path], artifact_path: str) -> None: ...
+
+    def log_policies(self, checkpoint: Path, policies: list[str]) -> None: ...
+
+    def finish(self, status: str = "FINISHED") -> None: ...
 
 
 def metric_name(name: str) -> str:
@@ -37,42 +80,44 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def iteration_metrics(row: dict[str, Any]) -> dict[str, float]:
+def iteration_metrics(record: IterationRecord) -> dict[str, float]:
     """One training iteration as flat metric names (train/return/<policy>, train/reward_terms/...)."""
-    m: dict[str, float] = {"train/env_steps_per_s": row["env_steps_per_s"], "train/env_steps": row["env_steps"]}
-    for p, v in row["policy_return"].items():
+    m: dict[str, float] = {"train/env_steps_per_s": record.env_steps_per_s, "train/env_steps": record.env_steps}
+    for p, v in record.policy_return.items():
         m[f"train/return/{p}"] = v
-    for p, terms in row["reward_terms"].items():
+    for p, terms in record.reward_terms.items():
         for t, v in terms.items():
             m[f"train/reward_terms/{p}/{t}"] = v
-    for p, stats in row["learner"].items():
+    for p, stats in record.learner.items():
         for k, v in stats.items():
             m[f"learner/{p}/{k}"] = v
     return m
 
 
-def validation_metrics(val: dict[str, Any]) -> dict[str, float]:
-    m = {"validation/mean_sharpe": val["mean_sharpe"], "validation/mean_episode_reward": val["mean_episode_reward"]}
-    for p, v in val["policy_episode_reward"].items():
+def validation_metrics(val: ValidationResult) -> dict[str, float]:
+    m = {"validation/mean_sharpe": val.mean_sharpe, "validation/mean_episode_reward": val.mean_episode_reward}
+    for p, v in val.policy_episode_reward.items():
         m[f"validation/episode_reward/{p}"] = v
-    for p, v in val.get("policy_full_period_reward", {}).items():
+    for p, v in val.policy_full_period_reward.items():
         m[f"validation/full_period_reward/{p}"] = v
-    for agent, stats in val["agents"].items():
+    for agent, stats in val.agents.items():
         for k in ("sharpe", "total_return", "max_drawdown", "episode_reward"):
-            m[f"validation/{agent}/{k}"] = stats[k]
+            m[f"validation/{agent}/{k}"] = getattr(stats, k)
     return m
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, float]:
-    import math
-
-    return {k: float(v) for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
 
 
 class MlflowTracker:
-    def __init__(self, cfg: Config, experiment: str, services: ServiceSettings | None = None,
-                 workdir: Path | None = None):
+    def __init__(
+        self, cfg: Config, experiment: str, services: ServiceSettings | None = None, workdir: Path | None = None
+    ):
         services = services or ServiceSettings.from_env()
         self.workdir = (workdir or Path.cwd()).resolve()
         self.local_uri = f"sqlite:///{self.workdir / 'mlflow.db'}"
@@ -85,17 +130,19 @@ class MlflowTracker:
 
     # -------------------------------------------------------------- plumbing
     def _connect(self, uri: str) -> None:
-        from mlflow.tracking import MlflowClient
-
         client = MlflowClient(tracking_uri=uri)
         exp = client.get_experiment_by_name(self.experiment)
         if exp is None:
             artifacts = None
             if uri.startswith("sqlite:"):
                 artifacts = (self.workdir / "mlruns").as_uri()
-            exp_id = client.create_experiment(self.experiment, artifact_location=artifacts)
+            exp_id = client.create_experiment(
+                self.experiment, artifact_location=artifacts, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
         else:
             exp_id = exp.experiment_id
+            if EXPERIMENT_KIND_TAG not in exp.tags:  # an experiment made before, or by someone else
+                client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         self.client, self.exp_id, self.uri = client, exp_id, uri
 
     def _safe(self, what: str, fn: Any, record: dict[str, Any] | None = None) -> None:
@@ -105,8 +152,12 @@ class MlflowTracker:
                 return
             except Exception as exc:  # any transport or server error: never stop training
                 self.failed = True
-                log.warning("MLflow %s failed (%s): training goes on; from now on records go to %s",
-                            what, type(exc).__name__, self.fallback)
+                log.warning(
+                    "MLflow %s failed (%s): training goes on; from now on records go to %s",
+                    what,
+                    type(exc).__name__,
+                    self.fallback,
+                )
         if self.fallback is not None and record is not None:
             with self.fallback.open("a") as fh:
                 fh.write(json.dumps({"what": what, **record}, default=str) + "\n")
@@ -120,33 +171,45 @@ class MlflowTracker:
             tracker._connect(record["tracking_uri"])
             tracker.client.get_run(record["run_id"])
         except Exception as exc:
-            log.warning("cannot reopen MLflow run %s at %s (%s): evaluation results stay in the run folder",
-                        record.get("run_id"), redact_url(record.get("tracking_uri")), type(exc).__name__)
+            log.warning(
+                "cannot reopen MLflow run %s at %s (%s): evaluation results stay in the run folder",
+                record.get("run_id"),
+                redact_url(record.get("tracking_uri")),
+                type(exc).__name__,
+            )
             return None
         tracker.run_id = record["run_id"]
         return tracker
 
     # -------------------------------------------------------------- API used by the trainer
-    def start(self, cfg: Config, run_dir: Path, meta: dict[str, Any], data_fingerprint: dict[str, Any] | None = None) -> None:
+    def start(
+        self, cfg: Config, run_dir: Path, meta: dict[str, Any], data_fingerprint: dict[str, Any] | None = None
+    ) -> None:
         self.fallback = run_dir / "tracking_fallback.jsonl"
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
         try:
             self._connect(self.uri)
         except Exception as exc:
-            log.warning("MLflow tracking server %s unreachable (%s): recording this run in the local store %s",
-                        redact_url(self.uri), type(exc).__name__, self.local_uri)
+            log.warning(
+                "MLflow tracking server %s unreachable (%s): recording this run in the local store %s",
+                redact_url(self.uri),
+                type(exc).__name__,
+                self.local_uri,
+            )
             try:
                 self._connect(self.local_uri)
             except Exception as exc2:
                 log.warning("local MLflow store failed too (%s): records go to %s", exc2, self.fallback)
                 self.failed = True
                 return
-        from mlflow.entities import Param, RunTag
-
-        tags = {"mlflow.runName": run_dir.name, "config_fingerprint": meta["fingerprint"],
-                "git_commit": meta.get("git_commit") or "unknown", "command": meta.get("command", "")[:5000],
-                "run_dir": str(run_dir)}
+        tags = {
+            "mlflow.runName": run_dir.name,
+            "config_fingerprint": meta["fingerprint"],
+            "git_commit": meta.get("git_commit") or "unknown",
+            "command": meta.get("command", "")[:5000],
+            "run_dir": str(run_dir),
+        }
         if data_fingerprint:
             tags |= {f"data.{k}": str(v)[:5000] for k, v in data_fingerprint.items()}
         run = self.client.create_run(self.exp_id, tags=tags)
@@ -155,32 +218,34 @@ class MlflowTracker:
 
         def log_params() -> None:
             for i in range(0, len(params), 100):
-                self.client.log_batch(self.run_id, params=params[i:i + 100])
+                self.client.log_batch(self.run_id, params=params[i : i + 100])
             self.client.log_dict(self.run_id, meta["config"], "config/resolved_config.json")
             self.client.log_batch(self.run_id, tags=[RunTag("config_hash", meta["fingerprint"])])
 
         self._safe("log params", log_params, {"params": meta["config"]})
         log.info("MLflow run %s in experiment '%s' at %s", self.run_id, self.experiment, redact_url(self.uri))
 
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        from mlflow.entities import Metric
-        import time
+    def record(self) -> dict[str, Any] | None:
+        if not self.run_id:
+            return None
+        return {"run_id": self.run_id, "tracking_uri": self.uri, "experiment": self.experiment}
 
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         clean = _finite(metrics)
         now = int(time.time() * 1000)
         batch = [Metric(metric_name(k), v, now, step) for k, v in clean.items()]
 
         def send() -> None:
             for i in range(0, len(batch), 1000):
-                self.client.log_batch(self.run_id, metrics=batch[i:i + 1000])
+                self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
 
         self._safe("log metrics", send, {"step": step, "metrics": clean})
 
-    def log_iteration(self, row: dict[str, Any]) -> None:
-        self.log_metrics(iteration_metrics(row), row["iteration"])
+    def log_iteration(self, record: IterationRecord) -> None:
+        self.log_metrics(iteration_metrics(record), record.iteration)
 
-    def log_validation(self, val: dict[str, Any]) -> None:
-        self.log_metrics(validation_metrics(val), val["iteration"])
+    def log_validation(self, val: ValidationResult) -> None:
+        self.log_metrics(validation_metrics(val), val.iteration)
 
     def log_artifacts(self, paths: list[Path], artifact_path: str) -> None:
         def send() -> None:
@@ -191,16 +256,8 @@ class MlflowTracker:
 
     def log_policies(self, checkpoint: Path, policies: list[str]) -> None:
         """Each policy's RLModule as an MLflow logged model (PyTorch flavour) and its RLlib folder."""
-        from wealtharena.training.inference import MODULES_DIR
 
         def send() -> None:
-            import mlflow
-            import mlflow.pytorch
-            from ray.rllib.core.rl_module.rl_module import RLModule
-
-            import ray
-            import torch
-
             mlflow.set_tracking_uri(self.uri)
             # Pickled modules (an RLModule does not export to pt2): MLflow warns about that once per
             # model, and about torch's '+cpu' label when it infers requirements. Both are known and
@@ -214,14 +271,17 @@ class MlflowTracker:
                 with mlflow.start_run(run_id=self.run_id):
                     for p in policies:
                         module = RLModule.from_checkpoint((checkpoint / MODULES_DIR / p).resolve())
-                        mlflow.pytorch.log_model(module, name=f"policy_{p}", serialization_format="pickle",
-                                                 pip_requirements=requirements)
+                        mlflow.pytorch.log_model(
+                            module, name=f"policy_{p}", serialization_format="pickle", pip_requirements=requirements
+                        )
             finally:
                 for q, level in zip(quiet, levels):
                     q.setLevel(level)
             self.client.set_tag(self.run_id, "checkpoint", str(checkpoint))
-            log.info("MLflow: policies %s logged as pickled PyTorch modules (load them only from a "
-                     "store you trust)", policies)
+            log.info(
+                "MLflow: policies %s logged as pickled PyTorch modules (load them only from a store you trust)",
+                policies,
+            )
 
         self._safe("log policies", send, {"checkpoint": str(checkpoint)})
 
@@ -234,24 +294,37 @@ class WandbTracker:
 
     def __init__(self, cfg: Config, experiment: str, services: ServiceSettings | None = None):
         services = services or ServiceSettings.from_env()
-        self.mode = "online" if (cfg.tracking.wandb.mode == "online" and services.wandb_api_key) else "offline"
+        online = cfg.tracking.wandb.mode == "online" and bool(services.wandb_api_key)
+        self.mode: Literal["online", "offline"] = "online" if online else "offline"
         if cfg.tracking.wandb.mode == "online" and not services.wandb_api_key:
             log.warning("W&B online needs WANDB_API_KEY in the environment; logging offline instead")
         self.project = cfg.tracking.wandb.project
         self.experiment = experiment
         self.run: Any = None
 
-    def start(self, cfg: Config, run_dir: Path, meta: dict[str, Any], data_fingerprint: dict[str, Any] | None = None) -> None:
+    def start(
+        self, cfg: Config, run_dir: Path, meta: dict[str, Any], data_fingerprint: dict[str, Any] | None = None
+    ) -> None:
         try:
-            import wandb
+            import wandb  # optional: pip install -e '.[wandb]'
         except ImportError:
             log.warning("W&B requested but the wandb package is not installed (pip install -e '.[wandb]')")
             return
         os.environ.setdefault("WANDB_SILENT", "true")
         try:
-            self.run = wandb.init(project=self.project, group=self.experiment, name=run_dir.name, mode=self.mode,
-                                  dir=str(run_dir), config={**flatten(meta["config"]), "config_hash": meta["fingerprint"],
-                                                             "git_commit": meta.get("git_commit")}, reinit="finish_previous")
+            self.run = wandb.init(
+                project=self.project,
+                group=self.experiment,
+                name=run_dir.name,
+                mode=self.mode,
+                dir=str(run_dir),
+                config={
+                    **flatten(meta["config"]),
+                    "config_hash": meta["fingerprint"],
+                    "git_commit": meta.get("git_commit"),
+                },
+                reinit="finish_previous",
+            )
         except Exception as exc:
             log.warning("W&B init failed (%s): training goes on without W&B", exc)
             self.run = None
@@ -264,17 +337,20 @@ class WandbTracker:
                 log.warning("W&B log failed (%s); W&B is off for the rest of the run", exc)
                 self.run = None
 
-    def log_iteration(self, row: dict[str, Any]) -> None:
-        self.log_metrics(iteration_metrics(row), row["iteration"])
+    def record(self) -> dict[str, Any] | None:
+        return None
 
-    def log_validation(self, val: dict[str, Any]) -> None:
-        self.log_metrics(validation_metrics(val), val["iteration"])
+    def log_iteration(self, record: IterationRecord) -> None:
+        self.log_metrics(iteration_metrics(record), record.iteration)
+
+    def log_validation(self, val: ValidationResult) -> None:
+        self.log_metrics(validation_metrics(val), val.iteration)
 
     def log_artifacts(self, paths: list[Path], artifact_path: str) -> None:
         if self.run is not None:
             for p in paths:
                 if p.suffix == ".png":
-                    import wandb
+                    import wandb  # optional; present, since start() imported it
 
                     self.run.log({f"{artifact_path}/{p.stem}": wandb.Image(str(p))})
 
@@ -289,24 +365,53 @@ class WandbTracker:
 
 
 class Trackers:
-    """Fan-out to every enabled tracker; the trainer sees one object."""
+    """Fan-out to every enabled tracker; the trainer sees one `Tracker`."""
 
-    def __init__(self, trackers: list[Any]):
+    def __init__(self, trackers: list[Tracker]):
         self.trackers = trackers
 
-    def __getattr__(self, name: str) -> Any:
-        def call(*args: Any, **kwargs: Any) -> None:
-            for t in self.trackers:
-                getattr(t, name)(*args, **kwargs)
-        return call
+    def start(
+        self, cfg: Config, run_dir: Path, meta: dict[str, Any], data_fingerprint: dict[str, Any] | None = None
+    ) -> None:
+        for t in self.trackers:
+            t.start(cfg, run_dir, meta, data_fingerprint)
+
+    def record(self) -> dict[str, Any] | None:
+        return next((r for r in (t.record() for t in self.trackers) if r is not None), None)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        for t in self.trackers:
+            t.log_metrics(metrics, step)
+
+    def log_iteration(self, record: IterationRecord) -> None:
+        for t in self.trackers:
+            t.log_iteration(record)
+
+    def log_validation(self, val: ValidationResult) -> None:
+        for t in self.trackers:
+            t.log_validation(val)
+
+    def log_artifacts(self, paths: list[Path], artifact_path: str) -> None:
+        for t in self.trackers:
+            t.log_artifacts(paths, artifact_path)
+
+    def log_policies(self, checkpoint: Path, policies: list[str]) -> None:
+        for t in self.trackers:
+            t.log_policies(checkpoint, policies)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        for t in self.trackers:
+            t.finish(status)
 
     @property
     def mlflow(self) -> MlflowTracker | None:
         return next((t for t in self.trackers if isinstance(t, MlflowTracker)), None)
 
 
-def make_trackers(cfg: Config, experiment: str, wandb: bool = False, services: ServiceSettings | None = None) -> Trackers:
-    trackers: list[Any] = []
+def make_trackers(
+    cfg: Config, experiment: str, wandb: bool = False, services: ServiceSettings | None = None
+) -> Trackers:
+    trackers: list[Tracker] = []
     if cfg.tracking.mlflow.enabled:
         trackers.append(MlflowTracker(cfg, experiment, services))
     if wandb or cfg.tracking.wandb.enabled:
