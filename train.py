@@ -11,47 +11,98 @@
     python train.py --mode tune                              # Ray Tune + ASHA over training.tune.search_space
     python train.py --address auto                           # an existing Ray cluster
 
-The flow reads top to bottom: arguments -> config -> seed and name the run -> Ray -> train ->
-evaluate -> report. User errors print one line and exit with code 2.
+The flow reads top to bottom in `main`: arguments -> config -> market data -> features -> env data
+-> Ray -> training -> evaluation (agents, baselines, the desk) -> report. User errors print one
+line and exit with code 2.
 """
-from __future__ import annotations
 
-import argparse
-import logging
+import os
 import sys
-from datetime import datetime, timezone
-from pathlib import Path
 
-from wealtharena.cli import fixed_hash_seed, run_cli, setup_logging
-from wealtharena.config import load_config
-from wealtharena.errors import CheckpointError, ConfigError
+if __name__ == "__main__" and os.environ.get("PYTHONHASHSEED", "random") == "random":
+    # Bit-identical runs for a seed: RLlib's learner visits the policies in the order of a set of
+    # policy ids when it draws minibatch shuffles, so the driver's string hashes must be fixed, and a
+    # process can only get that at start. Re-run this process with PYTHONHASHSEED=0 before importing
+    # anything heavy (a user's own value is kept: runs are reproducible per value).
+    os.environ["PYTHONHASHSEED"] = "0"
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+import argparse  # noqa: E402  (after the re-exec above, which must come first)
+import logging  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from wealtharena.cli import run_cli, setup_logging  # noqa: E402
+from wealtharena.config import Config, load_config  # noqa: E402
+from wealtharena.data import load_market_data  # noqa: E402
+from wealtharena.data.features import build_features  # noqa: E402
+from wealtharena.ensemble.desk import DeskResult, check_inputs, run_desk  # noqa: E402
+from wealtharena.ensemble.report import desk_sections, desk_seed_table  # noqa: E402
+from wealtharena.envs.data import EnvData, build_env_data  # noqa: E402
+from wealtharena.errors import CheckpointError, ConfigError  # noqa: E402
+from wealtharena.evaluation.backtest import Backtest, backtest  # noqa: E402
+from wealtharena.evaluation.report import learning_curve, plot_training_history, render, write_results  # noqa: E402
+from wealtharena.evaluation.seeds import aggregate  # noqa: E402
+from wealtharena.evaluation.seeds import render as render_seeds  # noqa: E402
+from wealtharena.training.checkpoints import (  # noqa: E402
+    best_or_latest,
+    check_compatible,
+    config_of_checkpoint,
+    read_meta,
+    resolve_checkpoint,
+    seed_runs,
+)
+from wealtharena.training.inference import TrainedPolicy  # noqa: E402
+from wealtharena.training.runtime import ray_session  # noqa: E402
+from wealtharena.training.tracking import MlflowTracker, Tracker, make_trackers  # noqa: E402
+from wealtharena.training.trainer import train  # noqa: E402
+from wealtharena.training.tune import run_tune  # noqa: E402
 
 log = logging.getLogger("wealtharena.train")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=None,
-                   help="YAML config: a path, or a name under config/ (default: config/default.yaml; with "
-                        "--mode evaluate, the checkpoint's own config)")
-    p.add_argument("--mode", choices=["train", "evaluate", "tune"], default="train",
-                   help="train (default; resumes when --checkpoint is given), evaluate a checkpoint, or tune")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML config: a path, or a name under config/ (default: config/default.yaml; with "
+        "--mode evaluate, the checkpoint's own config)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=["train", "evaluate", "tune"],
+        default="train",
+        help="train (default; resumes when --checkpoint is given), evaluate a checkpoint, or tune",
+    )
     p.add_argument("--algorithm", choices=["ppo", "a2c", "sac"], help="override training.algorithm")
-    p.add_argument("--checkpoint", help="checkpoint folder (or run folder) to evaluate or to resume from; with "
-                                        "--mode evaluate --seeds, the experiment folder")
-    p.add_argument("--experiment", help="experiment name: checkpoints/<experiment>/ and the MLflow experiment "
-                                        "(default: the config's name)")
+    p.add_argument(
+        "--checkpoint",
+        help="checkpoint folder (or run folder) to evaluate or to resume from; with "
+        "--mode evaluate --seeds, the experiment folder",
+    )
+    p.add_argument(
+        "--experiment",
+        help="experiment name: checkpoints/<experiment>/ and the MLflow experiment (default: the config's name)",
+    )
     p.add_argument("--iterations", type=int, help="training iterations to run (override training.iterations)")
     p.add_argument("--seed", type=int, help="override the config's seed")
-    p.add_argument("--seeds", type=int, nargs="+", help="train (or evaluate) one run per seed and report "
-                                                        "mean ± std and the spread")
-    p.add_argument("--split", choices=["train", "validation", "test"], default=None,
-                   help="split to evaluate on (default: validation after training, test in evaluate mode)")
-    p.add_argument("--local", action="store_true", help="single machine, small Ray footprint (the default "
-                                                        "unless --address is given)")
-    p.add_argument("--address", help="an existing Ray cluster: auto, HOST:PORT or ray://HOST:10001")
-    p.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (online with "
-                                                        "WANDB_API_KEY, else offline)")
+    p.add_argument(
+        "--seeds", type=int, nargs="+", help="train (or evaluate) one run per seed and report mean ± std and the spread"
+    )
+    p.add_argument(
+        "--split",
+        choices=["train", "validation", "test"],
+        default=None,
+        help="split to evaluate on (default: validation after training, test in evaluate mode)",
+    )
+    p.add_argument(
+        "--address",
+        help="an existing Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: a small local Ray session)",
+    )
+    p.add_argument(
+        "--wandb", action="store_true", help="also log to Weights & Biases (online with WANDB_API_KEY, else offline)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
@@ -67,178 +118,198 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds and args.checkpoint and args.mode == "train":
         raise ConfigError("--seeds trains new runs; resume them one at a time with --checkpoint")
     overrides = {k: v for k, v in {"training.algorithm": args.algorithm, "seed": args.seed}.items() if v is not None}
-
     if args.mode == "evaluate":
-        if not args.checkpoint:
-            raise CheckpointError("--mode evaluate needs --checkpoint PATH (a run folder or one of its checkpoints)")
-        split = args.split or "test"
-        if args.seeds:
-            return evaluate_seeds(Path(args.checkpoint), args.seeds, split, args.config, overrides)
-        evaluate_checkpoint(args.checkpoint, split, args.config, overrides)
-        return 0
+        return evaluate_mode(args, overrides)
 
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, overrides)  # 1. the typed config
+    data = prepare_data(cfg)  # 2-4. market data -> features -> env data, once
     experiment = args.experiment or cfg.name
-    from wealtharena.training.trainer import ray_session
-
-    if args.mode == "tune":
-        from wealtharena.training.tune import run_tune
-
-        with ray_session(cfg, args.address, local=not args.address):
-            best = run_tune(cfg, experiment)
-        print(f"best trial checkpoint: {best}\nevaluate it with: python train.py --mode evaluate --checkpoint '{best}'")
-        return 0
-
     split = args.split or "validation"
-    with ray_session(cfg, args.address, local=not args.address):
+    with ray_session(cfg, args.address, local=not args.address):  # 5. Ray: local, or a cluster
+        if args.mode == "tune":
+            best = run_tune(cfg, data, experiment)
+            print(
+                f"best trial checkpoint: {best}\n"
+                f"evaluate it with: python train.py --mode evaluate --checkpoint '{best}'"
+            )
+            return 0
         if not args.seeds:
-            train_and_report(cfg, experiment, args, split)
+            train_and_report(cfg, data, experiment, args, split)  # 6-8. train, evaluate, report
             return 0
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        tables = {}
+        results = {}
         for seed in args.seeds:
             cfg_s = load_config(args.config, {**overrides, "seed": seed})
-            tables[seed] = train_and_report(cfg_s, experiment, args, split, run_name=f"{stamp}-s{seed}")
-    report_seeds(tables, Path(cfg.training.checkpoint_dir) / experiment, split)
+            results[seed] = train_and_report(cfg_s, data, experiment, args, split, run_name=f"{stamp}-s{seed}")
+    report_seeds(results, Path(cfg.training.checkpoint_dir) / experiment, split)
     return 0
 
 
-def train_and_report(cfg, experiment: str, args: argparse.Namespace, split: str, run_name: str | None = None):
-    """One training run (with MLflow, W&B if asked), its learning curve and its evaluation table."""
-    from wealtharena.training.tracking import make_trackers
-    from wealtharena.training.trainer import train
+def prepare_data(cfg: Config) -> EnvData:
+    """Market data (through the Redis cache), causal features, then what every env shares."""
+    market = load_market_data(cfg.data)  # providers -> quality rules -> cache -> aligned panel
+    a, b = market.dates[0], market.dates[-1]
+    log.info(
+        "data: %d tickers x %d days (%s .. %s) from %s; splits %s; %s",
+        market.n_assets,
+        market.n_dates,
+        a,
+        b,
+        market.source,
+        ", ".join(f"{s} {' .. '.join(map(str, market.split_dates(s)))}" for s in market.splits),
+        market.report.quality.summary(),
+    )
+    features = build_features(market, cfg.features)  # TA-Lib indicators, z-scored on the train split
+    return build_env_data(cfg, market, features)  # market risk, momentum, the observation's market block
 
+
+def train_and_report(
+    cfg: Config, data: EnvData, experiment: str, args: argparse.Namespace, split: str, run_name: str | None = None
+) -> Backtest:
+    """One training run (MLflow, W&B if asked), its learning curve, and its evaluation on `split`."""
     tracker = make_trackers(cfg, experiment, wandb=args.wandb)
     status = "FAILED"
     try:
-        result = train(cfg, experiment, iterations=args.iterations, checkpoint=args.checkpoint,
-                       run_name=run_name, progress=not args.no_progress, tracker=tracker)
-        chosen = result.best_checkpoint or result.last_checkpoint
-        print(learning_curve(result))
-        curve = plot_training(result)
-        table, out = evaluate(cfg, chosen, split, tracker=tracker)
-        tracker.log_artifacts([p for p in [curve] if p is not None], "training")
-        tracker.log_policies(chosen, cfg.policy_ids)
+        result = train(
+            cfg,
+            data,
+            experiment,
+            iterations=args.iterations,
+            checkpoint=args.checkpoint,
+            run_name=run_name,
+            progress=not args.no_progress,
+            tracker=tracker,
+        )
+        print(learning_curve(result.validation))
+        curve = plot_training_history(result.history, result.run_dir / "training.png")
+        bt, out = evaluate(cfg, data, result.chosen, split, tracker, training_plot=curve)
+        if curve is not None:
+            tracker.log_artifacts([curve], "training")
+        tracker.log_policies(result.chosen, cfg.policy_ids)
         status = "FINISHED"
     finally:
         tracker.finish(status)
-    print(f"\ncheckpoints: {result.run_dir}\n  latest: {result.last_checkpoint}\n  best:   {result.best_checkpoint}"
-          f"\nreport:      {out / 'report.html'}")
+    print(
+        f"\ncheckpoints: {result.run_dir}\n  latest: {result.last_checkpoint}\n  best:   {result.best_checkpoint}"
+        f"\nreport:      {out / 'report.html'}"
+    )
     if tracker.mlflow is not None and tracker.mlflow.run_id:
-        print(f"MLflow:      experiment '{tracker.mlflow.experiment}', run {tracker.mlflow.run_id}\n"
-              f"             open with: mlflow ui --backend-store-uri {tracker.mlflow.uri}")
-    return table
+        print(
+            f"MLflow:      experiment '{tracker.mlflow.experiment}', run {tracker.mlflow.run_id}\n"
+            f"             open with: mlflow ui --backend-store-uri {tracker.mlflow.uri}"
+        )
+    return bt
 
 
-def learning_curve(result) -> str:
-    """Validation episode reward per policy at each evaluation: learning should be visible here."""
-    import pandas as pd
-
-    rows = [{"iteration": v["iteration"], **{p: round(r, 2) for p, r in v["policy_episode_reward"].items()},
-             "mean Sharpe": round(v["mean_sharpe"], 2)} for v in result.validation]
-    if not rows:
-        return "no validation run yet"
-    table = pd.DataFrame(rows).set_index("iteration")
-    last = result.validation[-1]
-    se = ", ".join(f"{p} {v:.2f}" for p, v in last.get("policy_episode_reward_se", {}).items())
-    text = (f"Validation split, deterministic actions, costs included (iteration 0 = untrained): mean reward of "
-            f"the {last.get('episodes', '?')} {last.get('episode_length', '?')}-day episodes starting every "
-            f"{last.get('stride', '?')} days, per policy; mean Sharpe of the whole-split backtest\n"
-            + table.to_string() + (f"\nstandard error of the last row's means: {se}" if se else ""))
-    if len(table) > 1:
-        change = (table.iloc[-1] - table.iloc[0]).round(2)
-        se = change_se(result.validation[0], last)
-        text += "\nchange since iteration %d: %s" % (table.index[0], ", ".join(
-            f"{c} {v:+.2f}" + (f" (SE {se[c]:.2f})" if c in se else "") for c, v in change.items()))
-        if se:
-            text += ("\n(SE of a change: over the same episodes, paired; a change beyond about twice its SE "
-                     "is unlikely to be window noise, though another seed may still differ)")
-    return text
-
-
-def change_se(first: dict, last: dict) -> dict[str, float]:
-    """Standard error of each policy's change in mean episode reward between two validations on
-    the same windows (paired: window by window), where both recorded their per-window rewards."""
-    from wealtharena.evaluation.backtest import paired_change
-
-    a, b = first.get("policy_window_rewards") or {}, last.get("policy_window_rewards") or {}
-    return {p: paired_change(a[p], b[p])[1] for p in a.keys() & b.keys() if len(a[p]) == len(b[p]) > 1}
-
-
-def plot_training(result):
-    """Reward terms and returns per policy over training, saved next to the checkpoints."""
-    from wealtharena.evaluation.report import plot_training_history
-
-    return plot_training_history(result.history, result.run_dir / "training.png")
-
-
-def evaluate(cfg, checkpoint: Path, split: str, tracker=None):
-    """Load the policies without Ray, run them over `split`, print and write the report."""
-    from wealtharena.evaluation.backtest import backtest
-    from wealtharena.evaluation.report import render, write_results
-    from wealtharena.training.inference import PolicyActor
-    from wealtharena.training.trainer import check_compatible, read_meta
-
+def evaluate(
+    cfg: Config,
+    data: EnvData,
+    checkpoint: Path,
+    split: str,
+    tracker: Tracker | None = None,
+    training_plot: Path | None = None,
+) -> tuple[Backtest, Path]:
+    """The checkpoint's policies (without Ray) and every baseline over `split`, the desk over them;
+    print the table and write the report next to the checkpoint."""
     check_compatible(cfg, read_meta(checkpoint), checkpoint)
-    actor = PolicyActor.from_checkpoint(checkpoint, cfg)
-    bt = backtest(cfg, actor, split)
-    print(render(bt, survivorship=cfg.data.provider == "sample"))
+    if cfg.ensemble.enabled:
+        check_inputs(cfg, data)  # a bad desk setting fails here, before anything is written
+    policy = TrainedPolicy.from_checkpoint(checkpoint, cfg)
+    bt = backtest(cfg, data, policy, split)  # agents (one row per distinct behaviour) and baselines
     out = checkpoint / f"eval-{split}"
-    paths = write_results(bt, out, {"checkpoint": str(checkpoint), "config_fingerprint": cfg.fingerprint()},
-                          tearsheets=cfg.evaluation.tearsheets, survivorship=cfg.data.provider == "sample")
-    print(f"\nwrote {len(paths)} files to {out} (report.html, results.json, tearsheets, plots)")
+    desk: DeskResult | None = None
+    if cfg.ensemble.enabled:
+        desk = run_desk(cfg, data, policy, split, bt, out)  # the routers, through the fund's risk gate
+        bt.tracks += desk.tracks
+    survivorship = cfg.data.provider == "sample"
+    print(render(bt, survivorship=survivorship))
+    if desk is not None:
+        print(desk.summary())
+    sections = desk_sections(desk, bt, out) if desk is not None else []
+    paths = write_results(
+        bt,
+        out,
+        {
+            "checkpoint": str(checkpoint),
+            "config_fingerprint": cfg.fingerprint(),
+            **({"desk": desk.to_dict()} if desk is not None else {}),
+        },
+        tearsheets=cfg.evaluation.tearsheets,
+        survivorship=survivorship,
+        training_plot=training_plot,
+        sections=sections,
+    )
+    print(
+        f"\nwrote {len(paths)} files to {out} (report.html, results.json, plots"
+        f"{', tearsheets' if cfg.evaluation.tearsheets else ''}{', routing.jsonl' if desk else ''})"
+    )
     table = bt.metrics_table()
     if tracker is not None:
-        tracker.log_metrics({f"{split}/{name}/{k}": v for name, row in table.iterrows()
-                             for k, v in row.items() if k != "kind"}, step=0)
+        members = {tr.label: tr.members or (tr.name,) for tr in bt.tracks}
+        tracker.log_metrics(
+            {
+                f"{split}/{name}/{k}": v
+                for label, row in table.iterrows()
+                for name in members[label]
+                for k, v in row.items()
+                if k != "kind"
+            },
+            step=0,
+        )
         tracker.log_artifacts(list(paths.values()), f"eval-{split}")
-    return table, out
+    return bt, out
 
 
-def evaluate_checkpoint(path, split: str, config: str | None, overrides: dict):
-    """--mode evaluate: the checkpoint's own config unless --config; results also go to its MLflow run."""
-    from wealtharena.training.tracking import MlflowTracker
-    from wealtharena.training.trainer import config_of_checkpoint, read_meta, resolve_checkpoint
-
-    checkpoint = resolve_checkpoint(path)
-    cfg = load_config(config, overrides) if config else config_of_checkpoint(checkpoint)
-    record = read_meta(checkpoint).get("mlflow")
-    tracker = MlflowTracker.attach(cfg, record, checkpoint.parent) if record and cfg.tracking.mlflow.enabled else None
-    table, out = evaluate(cfg, checkpoint, split, tracker=tracker)
-    if tracker is not None:
-        print(f"logged to MLflow run {tracker.run_id} at {tracker.uri}")
-    print(f"report: {out / 'report.html'}")
-    return table
-
-
-def evaluate_seeds(experiment_dir: Path, seeds: list[int], split: str, config: str | None, overrides: dict) -> int:
-    """Evaluate the newest run of each seed in an experiment folder (runs are named <stamp>-s<seed>)."""
-    if not experiment_dir.is_dir():
-        raise CheckpointError(f"{experiment_dir} is not an experiment folder (checkpoints/<experiment>)")
-    from wealtharena.training.learning import seed_runs
-
-    runs = seed_runs(experiment_dir)
-    tables = {}
-    for seed in seeds:
-        if seed not in runs:
-            raise CheckpointError(f"no run for seed {seed} in {experiment_dir} (run folders end in -s<seed>)")
-        run = runs[seed]
-        tables[seed] = evaluate_checkpoint(run / "best" if (run / "best").is_dir() else run, split, config, overrides)
-    report_seeds(tables, experiment_dir, split)
+def evaluate_mode(args: argparse.Namespace, overrides: dict) -> int:
+    """--mode evaluate: a checkpoint (its own config unless --config), or with --seeds an experiment folder."""
+    if not args.checkpoint:
+        raise CheckpointError("--mode evaluate needs --checkpoint PATH (a run folder or one of its checkpoints)")
+    split = args.split or "test"
+    if args.seeds:
+        experiment_dir = Path(args.checkpoint)
+        if not experiment_dir.is_dir():
+            raise CheckpointError(f"{experiment_dir} is not an experiment folder (checkpoints/<experiment>)")
+        runs = seed_runs(experiment_dir)
+        missing = [s for s in args.seeds if s not in runs]
+        if missing:
+            raise CheckpointError(f"no run for seed(s) {missing} in {experiment_dir} (run folders end in -s<seed>)")
+        results = {
+            seed: evaluate_checkpoint(best_or_latest(runs[seed]), split, args.config, overrides) for seed in args.seeds
+        }
+        report_seeds(results, experiment_dir, split)
+        return 0
+    evaluate_checkpoint(resolve_checkpoint(args.checkpoint), split, args.config, overrides)
     return 0
 
 
-def report_seeds(tables: dict, folder: Path, split: str) -> None:
-    from wealtharena.evaluation.seeds import aggregate, render
+def evaluate_checkpoint(checkpoint: Path, split: str, config: str | None, overrides: dict) -> Backtest:
+    """One checkpoint on `split`; results also go to the MLflow run it was trained in."""
+    cfg = load_config(config, overrides) if config else config_of_checkpoint(checkpoint)
+    data = prepare_data(cfg)
+    record = read_meta(checkpoint).get("mlflow")
+    tracker = MlflowTracker.attach(cfg, record, checkpoint.parent) if record and cfg.tracking.mlflow.enabled else None
+    bt, out = evaluate(cfg, data, checkpoint, split, tracker=tracker)
+    if tracker is not None:
+        print(f"logged to MLflow run {tracker.run_id} at {tracker.uri}")
+    print(f"report: {out / 'report.html'}")
+    return bt
 
-    agg = aggregate(tables)
-    print("\n" + render(agg, f"{split} split, costs included"))
+
+def report_seeds(results: dict[int, Backtest], folder: Path, split: str) -> None:
+    """Mean ± std and range over seeds per strategy, and the desk's routers against the agent each seed
+    would have picked on validation (paired, with a bootstrap interval)."""
+    agg = aggregate({seed: bt.metrics_table() for seed, bt in results.items()})
+    print("\n" + render_seeds(agg, f"{split} split, costs included"))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"seeds-{split}.csv"
     agg.to_csv(path)
     print(f"wrote {path}")
+    desk_table = desk_seed_table(results)
+    if desk_table is not None:
+        print("\n" + desk_table.to_string())
+        desk_table.to_csv(folder / f"seeds-desk-{split}.csv")
+        print(f"wrote {folder / f'seeds-desk-{split}.csv'}")
 
 
 if __name__ == "__main__":
-    fixed_hash_seed()                 # bit-identical runs for a seed: see wealtharena.cli.fixed_hash_seed
     sys.exit(run_cli(main))
