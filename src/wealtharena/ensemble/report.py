@@ -1,0 +1,151 @@
+"""The desk in the report: its plots, the meeting round table, the logs, and the seed table.
+
+- `desk_sections`: report.html blocks: equity and drawdown of the desk against its experts, capital by
+  expert over time for every router (stacked areas, volatile regimes shaded behind), the round table
+  of the expert meetings, the gate's fit record, and links to routing.jsonl and meetings.json.
+- `desk_seed_table`: over the runs of several seeds, each desk row's test Sharpe (mean and standard
+  error across seeds) and its paired difference with the agent each seed would have chosen on
+  validation, with a bootstrap interval that resamples seeds and, within each, blocks of days.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from wealtharena.ensemble.desk import DeskResult, round_table_text
+from wealtharena.evaluation.backtest import Backtest, Track
+from wealtharena.evaluation.report import ReportSection
+from wealtharena.portfolio import metrics
+
+VOLATILE = {"volatile_up", "volatile_down"}
+
+
+def _shade_regimes(ax: plt.Axes, dates: pd.DatetimeIndex, regimes: list[str]) -> None:
+    """Grey spans behind the days whose regime is volatile."""
+    volatile = np.array([r in VOLATILE for r in regimes] + [False])
+    edges = np.flatnonzero(np.diff(np.r_[False, volatile].astype(np.int8)))
+    for a, b in zip(edges[::2], edges[1::2]):
+        ax.axvspan(dates[a], dates[min(b, len(dates) - 1)], color="0.85", zorder=0, lw=0)
+
+
+def plot_capital(desk: DeskResult, path: Path, title: str) -> Path:
+    runs = desk.router_runs()
+    dates = pd.to_datetime(desk.dates[:-1])
+    fig, axes = plt.subplots(len(runs), 1, figsize=(11, 2.4 * len(runs) + 0.6), sharex=True, squeeze=False)
+    for ax, run in zip(axes[:, 0], runs):
+        _shade_regimes(ax, dates, desk.regimes)
+        capital = run.capital / np.maximum(run.capital.sum(axis=1, keepdims=True), 1e-12)
+        ax.stackplot(dates, *capital.T, labels=run.columns, alpha=0.85, zorder=1)
+        ax.set_ylim(0, 1)
+        what = "vote weight by scorer" if run.name == "ranking" else "capital by expert"
+        ax.set_title(f"{run.name}: {what}", fontsize=9, loc="left")
+        ax.legend(fontsize=6, ncol=min(len(run.columns), 6), loc="upper left")
+    axes[0, 0].figure.suptitle(
+        f"{title}; grey: volatile regime (index volatility above its own history's threshold)", fontsize=9
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_desk_paths(tracks: list[Track], path_equity: Path, path_drawdown: Path, title: str) -> tuple[Path, Path]:
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    fig2, ax2 = plt.subplots(figsize=(11, 4))
+    for tr in tracks:
+        dates = pd.to_datetime(tr.dates)
+        style = "-" if tr.kind == "desk" else ("--" if tr.kind in ("benchmark", "baseline") else ":")
+        lw = 1.6 if tr.kind == "desk" else 1.0
+        ax.plot(dates, tr.values / tr.values[0], style, lw=lw, label=tr.label)
+        ax2.plot(dates, tr.values / np.maximum.accumulate(tr.values) - 1.0, style, lw=lw, label=tr.label)
+    ax.set_title(f"Desk against its experts: growth of 1 ({title})", fontsize=10)
+    ax2.set_title(f"Desk against its experts: drawdown ({title})", fontsize=10)
+    for a in (ax, ax2):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, ncol=2)
+    for f, p in ((fig, path_equity), (fig2, path_drawdown)):
+        f.tight_layout()
+        f.savefig(p, dpi=100)
+        plt.close(f)
+    return path_equity, path_drawdown
+
+
+def desk_sections(desk: DeskResult, bt: Backtest, out_dir: Path) -> list[ReportSection]:
+    title = bt.title()
+    shown = [t for t in bt.tracks if t.kind in ("desk", "agent")] + [
+        t for t in bt.tracks if t.name.startswith("desk baseline: equal capital") or "buy & hold" in t.name
+    ]
+    equity, drawdown = plot_desk_paths(shown, out_dir / "desk_equity.png", out_dir / "desk_drawdown.png", title)
+    capital = plot_capital(desk, out_dir / "desk_capital.png", title)
+    files = {"desk_equity": equity, "desk_drawdown": drawdown, "desk_capital": capital, **desk.files}
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in desk.notes)
+    rounds = round_table_text(desk.meetings)
+    links = ", ".join(f'<a href="{p.name}">{html.escape(p.name)}</a>' for k, p in desk.files.items())
+    body = (
+        "<p>The desk routes one fund's capital among expert sleeves (the agents, identical ones once; cash; the "
+        "classic portfolios). Every router decides at the close of day t the capital of each expert for t+1 from "
+        "what is known at that close; the mixed book passes the fund profile's risk gate and pays costs on its "
+        f"own net trades. Experts: {html.escape(', '.join(desk.experts))}. Agent chosen on validation: "
+        f"<b>{html.escape(str(desk.chosen_agent))}</b>; best agent in hindsight (unattainable): "
+        f"{html.escape(str(desk.hindsight_agent))}.</p>"
+        + (f"<ul>{notes}</ul>" if notes else "")
+        + '<img src="desk_equity.png" style="max-width:100%"><img src="desk_drawdown.png" style="max-width:100%">'
+        + '<img src="desk_capital.png" style="max-width:100%">'
+        + (f"<h3>Expert meetings</h3><pre>{html.escape(rounds)}</pre>" if rounds else "")
+        + f"<p>Logs: {links} (one line per day and router: date, regime, label, weights, explanation).</p>"
+    )
+    return [ReportSection("The desk (mixture of experts)", body, files)]
+
+
+def _block_indices(rng: np.random.Generator, n: int, block: int) -> np.ndarray:
+    starts = rng.integers(0, n, size=-(-n // block))
+    return ((starts[:, None] + np.arange(block)[None, :]).ravel()[:n]) % n
+
+
+def desk_seed_table(
+    backtests: dict[int, Backtest], n_boot: int = 2000, block: int = 21, seed: int = 0
+) -> pd.DataFrame | None:
+    """Per desk row over seeds: Sharpe mean and standard error, max drawdown, and the paired Sharpe difference
+    with each seed's agent chosen on validation, with its 95% bootstrap interval (seeds resampled, and blocks of
+    `block` days within each)."""
+    rows = {}
+    per_seed: dict[int, dict[str, Track]] = {}
+    for s, bt in backtests.items():
+        per_seed[s] = {t.name: t for t in bt.tracks if t.kind in ("desk", "baseline")}
+        chosen = next((t for t in per_seed[s].values() if "agent chosen on validation" in t.name), None)
+        if chosen is None:
+            return None
+        per_seed[s]["__chosen__"] = chosen
+    seeds = sorted(per_seed)
+    names = [n for n in per_seed[seeds[0]] if n != "__chosen__" and all(n in per_seed[s] for s in seeds)]
+    rng = np.random.default_rng(seed)
+    for name in names:
+        sharpe = np.array([metrics.sharpe(per_seed[s][name].returns) for s in seeds])
+        mdd = np.array([metrics.max_drawdown(per_seed[s][name].returns) for s in seeds])
+        diff = sharpe - np.array([metrics.sharpe(per_seed[s]["__chosen__"].returns) for s in seeds])
+        boots = np.empty(n_boot)
+        for b in range(n_boot):
+            picked = rng.choice(seeds, size=len(seeds))
+            d = []
+            for s in picked:
+                r, c = per_seed[s][name].returns, per_seed[s]["__chosen__"].returns
+                idx = _block_indices(rng, len(r), block)
+                d.append(metrics.sharpe(r[idx]) - metrics.sharpe(c[idx]))
+            boots[b] = np.nanmean(d)
+        se = sharpe.std(ddof=1) / np.sqrt(len(seeds)) if len(seeds) > 1 else np.nan
+        rows[name] = {
+            "Sharpe mean": sharpe.mean(),
+            "Sharpe SE": se,
+            "max DD worst": mdd.min(),
+            "vs validation-chosen agent": diff.mean(),
+            "95% interval": f"[{np.nanquantile(boots, 0.025):+.2f}, {np.nanquantile(boots, 0.975):+.2f}]",
+            "seeds": len(seeds),
+        }
+    table = pd.DataFrame(rows).T
+    table.index.name = "desk row"
+    return table
