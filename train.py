@@ -54,7 +54,7 @@ from wealtharena.training.checkpoints import (  # noqa: E402
 )
 from wealtharena.training.inference import TrainedPolicy  # noqa: E402
 from wealtharena.training.runtime import ray_session  # noqa: E402
-from wealtharena.training.tracking import MlflowTracker, Tracker, make_trackers  # noqa: E402
+from wealtharena.training.tracking import MlflowTracker, Tracker, make_trackers, ui_link  # noqa: E402
 from wealtharena.training.trainer import train  # noqa: E402
 from wealtharena.training.tune import run_tune  # noqa: E402
 
@@ -193,10 +193,13 @@ def train_and_report(
         f"\ncheckpoints: {result.run_dir}\n  latest: {result.last_checkpoint}\n  best:   {result.best_checkpoint}"
         f"\nreport:      {out / 'report.html'}"
     )
-    if tracker.mlflow is not None and tracker.mlflow.run_id:
+    ml = tracker.mlflow
+    if ml is not None and ml.run_id:
+        server = ml.uri if ml.uri.startswith("http") else "http://127.0.0.1:5000"
+        start = "" if ml.uri.startswith("http") else f"mlflow ui --backend-store-uri {ml.uri}, then "
         print(
-            f"MLflow:      experiment '{tracker.mlflow.experiment}', run {tracker.mlflow.run_id}\n"
-            f"             open with: mlflow ui --backend-store-uri {tracker.mlflow.uri}"
+            f"MLflow:      experiment '{ml.experiment}', run {ml.run_id}\n"
+            f"             open with: {start}{ui_link(server, ml.exp_id, ml.run_id, 'model-metrics')}"
         )
     return bt
 
@@ -288,7 +291,8 @@ def evaluate_checkpoint(checkpoint: Path, split: str, config: str | None, overri
     data = prepare_data(cfg)
     record = read_meta(checkpoint).get("mlflow")
     tracker = MlflowTracker.attach(cfg, record, checkpoint.parent) if record and cfg.tracking.mlflow.enabled else None
-    bt, out = evaluate(cfg, data, checkpoint, split, tracker=tracker)
+    curve = checkpoint.parent / "training.png"  # the run's learning curve, shown in the report too
+    bt, out = evaluate(cfg, data, checkpoint, split, tracker=tracker, training_plot=curve if curve.is_file() else None)
     if tracker is not None:
         print(f"logged to MLflow run {tracker.run_id} at {tracker.uri}")
     print(f"report: {out / 'report.html'}")

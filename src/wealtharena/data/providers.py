@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
+from skfolio.datasets import load_sp500_dataset, load_sp500_index
 
 from wealtharena.config import DataConfig
 from wealtharena.errors import DataError, DataQualityError
@@ -105,8 +106,6 @@ class SampleProvider:
     def fetch(
         self, tickers: list[str] | None, start: date, end: date, progress: Callable[[int], None] | None = None
     ) -> RawPrices:
-        from skfolio.datasets import load_sp500_dataset, load_sp500_index
-
         wide = load_sp500_dataset()
         index = load_sp500_index()["SP500"]
         wanted = list(tickers) if tickers else list(wide.columns)
@@ -158,7 +157,7 @@ class YFinanceProvider:
     def _call(self, tickers: list[str], start: date, end: date) -> pd.DataFrame:
         download = self._download
         if download is None:
-            import yfinance
+            import yfinance  # only the yfinance provider needs it (about a second to import)
 
             download = yfinance.download
         # yfinance's `end` is exclusive.

@@ -56,13 +56,13 @@ def run_funds(
     profile: str,
     on_step: StepHook | None = None,
 ) -> list[FundRun]:
-    """Every router's fund over the experts' split (see the module docstring). `on_step(t, pm, allowed,
+    """Every router's fund over the experts' split (see the module docstring). `on_step(t, manager, allowed,
     current)`, if given, sees the gate after each day: the day t decided on, the book's manager, the
     allowed weights [K, N] and the weights held when deciding (an audit hook: the property tests use it)."""
     k = len(routers)
     lo = int(experts.rows[0])
     steps, n = experts.steps, data.market.n_assets
-    pm = PortfolioManager(
+    manager = PortfolioManager(
         data.market,
         [cfg.profile_risk(profile)] * k,
         cfg.env.execution,
@@ -70,9 +70,9 @@ def run_funds(
         regime=data.features.regime,
         market_risk=data.market_risk,
     )
-    pm.reset(lo)
+    manager.reset(lo)
     values = np.empty((steps + 1, k))
-    values[0] = pm.book.value
+    values[0] = manager.book.value
     weights = np.zeros((steps, k, n))
     costs = np.zeros((steps, k))
     capital = [np.zeros((steps, len(r.columns))) for r in routers]
@@ -89,14 +89,14 @@ def run_funds(
             target[j] = decision.book if decision.book is not None else decision.capital @ view.books
             labels[j].append(decision.label)
             texts[j].append(decision.explanation)
-        current = pm.book.weights().copy() if on_step is not None else target
-        res = pm.step(target)
+        current = manager.book.weights().copy() if on_step is not None else target
+        res = manager.step(target)
         if on_step is not None:
-            on_step(t, pm, res.allowed, current)
+            on_step(t, manager, res.allowed, current)
         weights[s] = res.allowed
         costs[s] = res.fill.costs
         values[s + 1] = res.value_after
-        counts += pm.risk.flags
+        counts += manager.risk.flags
     return [
         FundRun(
             name=r.name,

@@ -146,12 +146,13 @@ def run_agents(cfg: Config, data: EnvData, policy: Policy, split: str) -> list[T
 
 
 def _same_path(a: Track, b: Track) -> bool:
-    """The same values and weights every day, to rounding (identical books can differ in the last bits
-    where the risk gate sums a row of a matrix product in another order)."""
+    """The same values and weights every day, to float32 rounding: agents of one profile see observations
+    that differ in the last bits (each sees the others' mean weights), so their float32 actions, and
+    their books, can differ by about 1e-9 while they act alike."""
     if a.weights is None or b.weights is None or a.values.shape != b.values.shape:
         return False
     return bool(
-        np.allclose(a.values, b.values, rtol=1e-9, atol=0.0) and np.allclose(a.weights, b.weights, rtol=0.0, atol=1e-9)
+        np.allclose(a.values, b.values, rtol=1e-6, atol=0.0) and np.allclose(a.weights, b.weights, rtol=0.0, atol=1e-6)
     )
 
 
@@ -181,7 +182,7 @@ def run_books(
     lo, hi = data.usable_rows(split)
     names = list(books)
     risk = risk or RiskConfig(**NO_LIMITS)
-    pm = PortfolioManager(
+    manager = PortfolioManager(
         data.market,
         [risk] * len(names),
         cfg.env.execution,
@@ -189,15 +190,15 @@ def run_books(
         regime=data.features.regime,
         market_risk=data.market_risk,
     )
-    pm.reset(lo)
+    manager.reset(lo)
     target = np.stack([books[n] for n in names])
     steps = hi - lo
     values = np.empty((steps + 1, len(names)))
-    values[0] = pm.book.value
+    values[0] = manager.book.value
     w_hist = np.zeros((steps, len(names), data.market.n_assets))
     costs = np.zeros((steps, len(names)))
     for s in range(steps):
-        res = pm.step(target)
+        res = manager.step(target)
         w_hist[s] = res.allowed
         costs[s] = res.fill.costs
         values[s + 1] = res.value_after

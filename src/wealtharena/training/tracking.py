@@ -35,10 +35,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PARAM_LEN = 500
-# MLflow 3 opens an experiment in its GenAI view (traces, prompts) unless the experiment says it is for
-# model training; the UI reads this tag (values in its build: custom_model_development, genai_development).
+# MLflow 3's UI opens experiments in its GenAI view (traces, prompts). Experiments are tagged for model
+# training (the tag MLflow reads where its UI has no view switch), and the links this project prints ask
+# for the model-training view (`?workflowType=machine_learning`, what the switch at the top of the UI
+# sets), which shows the runs and their metric charts.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def ui_link(base_url: str, experiment_id: str, run_id: str | None = None, tab: str = "") -> str:
+    """A link to an experiment (or a run's tab) in MLflow 3's model-training view."""
+    path = f"#/experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "") + (f"/{tab}" if tab else "")
+    return f"{base_url.rstrip('/')}/{path}?{TRAINING_VIEW}"
 
 
 class Tracker(Protocol):
@@ -124,6 +133,7 @@ class MlflowTracker:
         self.uri = cfg.tracking.mlflow.tracking_uri or services.mlflow_tracking_uri or self.local_uri
         self.experiment = cfg.tracking.mlflow.experiment or experiment
         self.client: Any = None
+        self.exp_id = ""
         self.run_id: str | None = None
         self.fallback: Path | None = None
         self.failed = False

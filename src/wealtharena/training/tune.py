@@ -82,8 +82,11 @@ def run_tune(cfg: Config, data: EnvData, experiment: str) -> Path | None:
     """Run the search on `data` (published once for every trial); return the best trial's best checkpoint."""
     check_search_space(cfg)
     holder = data_service.publish(data)  # noqa: F841  (alive while trials run)
-    tc = cfg.training.tune
-    space = {"base": cfg.model_dump(mode="json"), "sampled": {k: tune.choice(v) for k, v in tc.search_space.items()}}
+    search = cfg.training.tune
+    space = {
+        "base": cfg.model_dump(mode="json"),
+        "sampled": {k: tune.choice(v) for k, v in search.search_space.items()},
+    }
     runners = cfg.training.num_env_runners
     trainable = tune.with_resources(_trainable, tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * runners))
     storage = Path(cfg.training.checkpoint_dir).resolve() / experiment / "tune"
@@ -91,12 +94,12 @@ def run_tune(cfg: Config, data: EnvData, experiment: str) -> Path | None:
         trainable,
         param_space=space,
         tune_config=tune.TuneConfig(
-            metric=tc.metric,
+            metric=search.metric,
             mode="max",
-            num_samples=tc.num_samples,
-            max_concurrent_trials=tc.max_concurrent,
+            num_samples=search.num_samples,
+            max_concurrent_trials=search.max_concurrent,
             scheduler=ASHAScheduler(
-                max_t=cfg.training.iterations, grace_period=min(tc.grace_period, cfg.training.iterations)
+                max_t=cfg.training.iterations, grace_period=min(search.grace_period, cfg.training.iterations)
             ),
         ),
         run_config=tune.RunConfig(
@@ -104,21 +107,20 @@ def run_tune(cfg: Config, data: EnvData, experiment: str) -> Path | None:
             name="search",
             verbose=1,
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute=tc.metric, checkpoint_score_order="max"
+                num_to_keep=1, checkpoint_score_attribute=search.metric, checkpoint_score_order="max"
             ),
         ),
     )
     grid = tuner.fit()
-    best = grid.get_best_result(metric=tc.metric, mode="max")
-    table = grid.get_dataframe(filter_metric=tc.metric, filter_mode="max")
-    cols = [c for c in table.columns if c.startswith("config/sampled") or c in (tc.metric, "training_iteration")]
-    print(f"Tune over {len(table)} trials, metric {tc.metric} on the validation split (costs included):")
-    print(table[cols].sort_values(tc.metric, ascending=False).to_string(index=False))
-    ckpt = best.get_best_checkpoint(tc.metric, "max") if best else None
+    best = grid.get_best_result(metric=search.metric, mode="max")
+    table = grid.get_dataframe(filter_metric=search.metric, filter_mode="max")
+    cols = [c for c in table.columns if c.startswith("config/sampled") or c in (search.metric, "training_iteration")]
+    print(f"Tune over {len(table)} trials, metric {search.metric} on the validation split (costs included):")
+    print(table[cols].sort_values(search.metric, ascending=False).to_string(index=False))
+    ckpt = best.get_best_checkpoint(search.metric, "max") if best else None
     if ckpt is None:
         log.warning("no trial reported a checkpoint")
         return None
-    print(
-        f"best trial: {best.config['sampled']} -> {tc.metric} {best.metrics.get(tc.metric):.3f}; checkpoint {ckpt.path}"
-    )
+    value = best.metrics.get(search.metric)
+    print(f"best trial: {best.config['sampled']} -> {search.metric} {value:.3f}; checkpoint {ckpt.path}")
     return Path(ckpt.path)
