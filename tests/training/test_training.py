@@ -101,10 +101,12 @@ def test_restored_checkpoint_acts_identically_with_and_without_ray(ppo_run, samp
     np.testing.assert_array_equal(standalone, restored)
 
 
-def test_evaluation_logs_no_rllib_module_config_notice(ppo_run, capfd):
+def test_evaluation_logs_no_rllib_module_config_notice(ppo_run):
     """RLlib 2.60's RLModule base constructor builds its deprecated RLModuleConfig for every module: the
     CLI's logging drops that one notice (nothing a caller can change), and nothing else."""
     import logging
+
+    from ray.util.debug import _logged
 
     from wealtharena.cli import setup_logging
     from wealtharena.training.inference import TrainedPolicy
@@ -115,15 +117,16 @@ def test_evaluation_logs_no_rllib_module_config_notice(ppo_run, capfd):
     handler = logging.Handler()
     handler.emit = records.append
     logger = logging.getLogger("ray._common.deprecation")
+    level = logger.level
     logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)  # the test session's Ray set its loggers to ERROR
     try:
-        from ray.util.debug import _logged
-
         _logged.clear()  # RLlib logs each notice once per process
         TrainedPolicy.from_checkpoint(result.last_checkpoint, cfg)
         logger.warning("DeprecationWarning: `other` has been deprecated")
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
     messages = [r.getMessage() for r in records]
     assert not any("RLModuleConfig object" in m for m in messages) and any("`other`" in m for m in messages)
 
@@ -193,6 +196,7 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
     out = capsys.readouterr().out
     assert "Results on the validation split" in out and "equal weight (daily)" in out and "costs included" in out
     assert "validation split, costs included (mean ± std [min .. max] over 2 seeds)" in out
+    assert "desk: hedge (Fixed Share)" in out and "desk: learnt gate (in-sample)" in out and "expert meetings:" in out
     runs = sorted((tmp_path / "checkpoints" / "e2e").glob("*-s*"))
     assert [r.name[-3:] for r in runs] == ["-s0", "-s1"]
     assert (tmp_path / "checkpoints" / "e2e" / "seeds-validation.csv").is_file()
@@ -212,9 +216,26 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
     out = capsys.readouterr().out
     assert "Results on the test split, 2019-" in out and "SP500 buy & hold" in out and "logged to MLflow run" in out
     files = {p.name for p in (runs[0] / "best" / "eval-test").iterdir()}
-    assert {"results.json", "report.html", "equity.png", "drawdown.png", "allocation_balanced_0.png"} <= files
+    assert {
+        "results.json",
+        "report.html",
+        "equity.png",
+        "drawdown.png",
+        "allocation_balanced_0.png",
+        "training.png",
+        "desk_capital.png",
+        "routing.jsonl",
+        "meetings.json",
+        "gate.json",
+    } <= files
     results = json.loads((runs[0] / "best" / "eval-test" / "results.json").read_text())
     assert results["costs_included"] and "balanced_0" in results["metrics"]
+    assert results["desk"]["gate"]["fit_split"] == "validation" and "desk: learnt gate" in results["metrics"]
+    html = (runs[0] / "best" / "eval-test" / "report.html").read_text()
+    assert "Learning curve" in html and 'src="training.png"' in html and "The desk (mixture of experts)" in html
+    run_id = read_meta(runs[0] / "best")["mlflow"]["run_id"]
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "eval-test")}
+    assert {"eval-test/routing.jsonl", "eval-test/desk_capital.png", "eval-test/report.html"} <= logged
 
     assert (
         cli.main(
@@ -232,7 +253,9 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
         )
         == 0
     )
-    assert "over 2 seeds" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "over 2 seeds" in out and "vs validation-chosen agent" in out and "95% interval" in out
+    assert (tmp_path / "checkpoints" / "e2e" / "seeds-desk-validation.csv").is_file()
 
     # the learning table replays each run's latest policies against the zero-action start: on the
     # validation split it must give the change that training's own validation recorded

@@ -13,6 +13,7 @@ fit record also goes into the checkpoint folder (`out_dir`'s parent).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from wealtharena.ensemble.signals import MarketSignals, build_signals
 from wealtharena.envs.data import EnvData
 from wealtharena.envs.policy import Policy
 from wealtharena.errors import ConfigError
-from wealtharena.evaluation.backtest import Backtest, Track, distinct, run_agents, run_baselines
+from wealtharena.evaluation.backtest import Backtest, Track, run_agents, run_baselines
 from wealtharena.portfolio import metrics
 
 log = logging.getLogger(__name__)
@@ -133,9 +134,14 @@ def sharpe_of(returns: np.ndarray) -> float:
     return value if np.isfinite(value) else -np.inf
 
 
-def experts_for(cfg: Config, data: EnvData, policy: Policy, split: str) -> ExpertSet:
-    """The sleeves of `split`, running the agents and classic portfolios there."""
-    agents = distinct(run_agents(cfg, data, policy, split))
+def experts_for(cfg: Config, data: EnvData, policy: Policy, split: str, like: ExpertSet) -> ExpertSet:
+    """The sleeves of `split`, running the agents and classic portfolios there, with the same experts as
+    `like` (an expert standing for several agents takes the first one's track)."""
+    tracks = {t.name: t for t in run_agents(cfg, data, policy, split)}
+    agents = []
+    for e in like.agents():
+        first = tracks[like.members[e][0]]
+        agents.append(dataclasses.replace(first, members=like.members[e]))
     classic = any(e not in ("agents", "cash") for e in cfg.ensemble.experts)
     return build_experts(cfg, data, split, agents, run_baselines(cfg, data, split, classic=classic))
 
@@ -197,9 +203,7 @@ def run_desk(cfg: Config, data: EnvData, policy: Policy, split: str, bt: Backtes
     signals = build_signals(data.market, ens.volatility)
     experts = build_experts(cfg, data, split, bt.agents(), [t for t in bt.tracks if t.kind == "benchmark"])
     fit_split = ens.gate.fit_split
-    validation = experts if split == fit_split else experts_for(cfg, data, policy, fit_split)
-    if validation.names != experts.names:
-        raise ValueError(f"experts on {fit_split} {validation.names} differ from those on {split} {experts.names}")
+    validation = experts if split == fit_split else experts_for(cfg, data, policy, fit_split, like=experts)
     agents = experts.agents()
     chosen = agents[int(np.argmax([sharpe_of(validation.returns[:, e]) for e in agents]))]
     hindsight = agents[int(np.argmax([sharpe_of(experts.returns[:, e]) for e in agents]))]
@@ -288,16 +292,23 @@ def run_desk(cfg: Config, data: EnvData, policy: Policy, split: str, bt: Backtes
 
 
 def llm_notes(cfg: Config, data: EnvData, split: str) -> list[str]:
+    """A warning when the sentiment router's language model may have read about the days it labels."""
     llm = cfg.ensemble.sentiment.llm
-    if "sentiment" not in cfg.ensemble.routers or llm is None or llm.training_cutoff is None:
+    if "sentiment" not in cfg.ensemble.routers or llm is None:
         return []
     start = date.fromisoformat(str(data.market.dates[data.usable_rows(split)[0]]))
-    if llm.training_cutoff <= start:
+    if llm.training_cutoff is None:
+        text = (
+            f"the sentiment model's training cutoff is not configured (ensemble.sentiment.llm.training_cutoff): "
+            f"whether it has read about the {split} split's days is unknown"
+        )
+    elif llm.training_cutoff > start:
+        text = (
+            f"the sentiment model's training cutoff {llm.training_cutoff} is after the {split} split's start "
+            f"{start}: it has read about the days it labels, so its row is not out of sample"
+        )
+    else:
         return []
-    text = (
-        f"the sentiment model's training cutoff {llm.training_cutoff} is after the {split} split's start {start}: "
-        "it has read about the days it labels, so its row is not out of sample"
-    )
     log.warning("%s", text)
     return [text]
 
