@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from wealtharena.config import Config, config_from_dict
+from wealtharena.evaluation.backtest import NO_LIMITS
 
 
 @pytest.fixture(scope="session")
@@ -102,16 +103,7 @@ def csv_config(folder: Path, **data) -> Config:
     return config_from_dict({"data": base})
 
 
-LOOSE_RISK = dict(
-    max_position=1.0,
-    vol_target=None,
-    stop_loss=None,
-    take_profit=None,
-    max_drawdown=1.0,
-    halt_drawdown=1.0,
-    var_limit=1.0,
-    max_correlation=1.0,
-)
+LOOSE_RISK = NO_LIMITS  # every limit off: what the baselines run under
 
 
 def risk_config(**overrides):

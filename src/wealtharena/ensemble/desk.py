@@ -73,10 +73,8 @@ class DeskResult:
             f"{self.chosen_agent}; best agent in hindsight: {self.hindsight_agent}"
         ]
         lines += [f"  {note}" for note in self.notes]
-        rounds = [m for m in self.meetings if "desk_return" in m]
+        rounds, desk, index = round_returns(self.meetings)
         if rounds:
-            desk = np.array([m["desk_return"] for m in rounds])
-            index = np.array([m["index_return"] for m in rounds])
             lines.append(
                 f"  expert meetings: {len(rounds)} rounds ({sum(m['decision'] == 'consensus' for m in rounds)} "
                 f"consensus, {sum(m['decision'] == 'vote' for m in rounds)} votes); mean round return "
@@ -108,8 +106,14 @@ ROUTER_LABELS = {
 }
 
 
-def round_table_text(meetings: list[dict[str, Any]]) -> str:
+def round_returns(meetings: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """The meetings whose round has ended, the desk's return over each round and the index's."""
     rows = [m for m in meetings if "desk_return" in m]
+    return rows, np.array([m["desk_return"] for m in rows]), np.array([m["index_return"] for m in rows])
+
+
+def round_table_text(meetings: list[dict[str, Any]]) -> str:
+    rows, desk, index = round_returns(meetings)
     if not rows:
         return ""
     head = f"{'round':>5} {'date':>10} {'decision':>9} {'agreement':>9} {'desk':>8} {'S&P 500':>8} {'diff':>8}"
@@ -119,8 +123,6 @@ def round_table_text(meetings: list[dict[str, Any]]) -> str:
             f"{i:>5} {m['date']:>10} {m['decision']:>9} {m['agreement']:>9.2f} {m['desk_return']:>+8.2%} "
             f"{m['index_return']:>+8.2%} {m['desk_return'] - m['index_return']:>+8.2%}"
         )
-    desk = np.array([m["desk_return"] for m in rows])
-    index = np.array([m["index_return"] for m in rows])
     lines.append(
         f"{'mean':>5} {'':>10} {'':>9} {'':>9} {desk.mean():>+8.2%} {index.mean():>+8.2%} "
         f"{(desk - index).mean():>+8.2%}   (rounds beating the index: {int((desk > index).sum())} of "
