@@ -756,9 +756,11 @@ class EnsembleConfig(_Strict):
 
     enabled: bool = True
     """Run the desk after training and in `--mode evaluate`."""
-    experts: list[str] = Field(default_factory=lambda: ["agents", "cash", *CLASSIC_EXPERTS])
-    """Expert sleeves: `agents` (every configured agent; identical ones count once), `cash`, `equal_weight`,
-    `inverse_volatility`, `minimum_variance`, `hrp` (classic ones fit on the four years before the split)."""
+    experts: list[str] = Field(default_factory=lambda: ["agents", "cash"])
+    """Expert sleeves: `agents` (every configured agent; identical ones count once), `cash`, and the classic
+    `equal_weight`, `inverse_volatility`, `minimum_variance`, `hrp` (fit on the four years before the split,
+    run under the fund's limits). The classic sleeves are off by default: on validation they lowered the
+    online routers' Sharpe (docs/desk.md)."""
     routers: list[RouterName] = Field(default_factory=lambda: list(ROUTER_NAMES))
     """Routers to run (each a row of the table)."""
     fund_profile: str = "balanced"

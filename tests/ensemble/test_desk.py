@@ -166,7 +166,7 @@ def test_one_expert_with_all_the_capital_is_that_expert_and_all_cash_is_flat(cfg
 def _experts_of(cfg, data, bt):
     from wealtharena.ensemble.experts import build_experts
 
-    return build_experts(cfg, data, bt.split, bt.agents(), [t for t in bt.tracks if t.kind == "benchmark"])
+    return build_experts(cfg, data, bt.split, bt.agents())
 
 
 class RandomCapital:
@@ -310,3 +310,20 @@ def test_report_sections_show_the_desk(test_desk, tmp_path):
     for name in ("desk_capital", "desk_equity", "desk_drawdown"):
         assert paths[name].stat().st_size > 10_000, name
     assert Path(paths["routing"]).is_file()
+
+
+def test_classic_sleeves_are_opt_in_and_run_under_the_funds_limits(cfg, sample_data, test_desk):
+    """With the classic portfolios as experts they are sleeves fit before the split and held under the fund
+    profile's limits (the report's classic rows have none)."""
+    from wealtharena.ensemble.experts import build_experts
+
+    bt, _, _ = test_desk
+    with_classic = coerce_config(
+        cfg, {"ensemble.experts": ["agents", "cash", "equal_weight", "hrp"], "ensemble.fund_profile": "conservative"}
+    )
+    experts = build_experts(with_classic, sample_data, "test", bt.agents())
+    assert experts.names[-2:] == ("equal_weight", "hrp") and experts.kinds[-1] == "classic"
+    cap = with_classic.profile_risk("conservative").max_position
+    assert experts.books[:, -2:].max() <= cap + 1e-12 and experts.books[:, -1].sum(axis=1).max() > 0.3
+    report_hrp = next(t for t in bt.tracks if t.name == "hierarchical risk parity")
+    assert report_hrp.weights.max() > cap  # unconstrained in the report's own row

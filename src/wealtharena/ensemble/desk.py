@@ -38,7 +38,7 @@ from wealtharena.ensemble.signals import MarketSignals, build_signals
 from wealtharena.envs.data import EnvData
 from wealtharena.envs.policy import Policy
 from wealtharena.errors import ConfigError
-from wealtharena.evaluation.backtest import Backtest, Track, run_agents, run_baselines
+from wealtharena.evaluation.backtest import Backtest, Track, run_agents, run_books
 from wealtharena.portfolio import metrics
 
 log = logging.getLogger(__name__)
@@ -144,8 +144,7 @@ def experts_for(cfg: Config, data: EnvData, policy: Policy, split: str, like: Ex
     for e in like.agents():
         first = tracks[like.members[e][0]]
         agents.append(dataclasses.replace(first, members=like.members[e]))
-    classic = any(e not in ("agents", "cash") for e in cfg.ensemble.experts)
-    return build_experts(cfg, data, split, agents, run_baselines(cfg, data, split, classic=classic))
+    return build_experts(cfg, data, split, agents)
 
 
 def check_inputs(cfg: Config, data: EnvData) -> None:
@@ -203,7 +202,7 @@ def run_desk(cfg: Config, data: EnvData, policy: Policy, split: str, bt: Backtes
     ens = cfg.ensemble
     check_inputs(cfg, data)
     signals = build_signals(data.market, ens.volatility)
-    experts = build_experts(cfg, data, split, bt.agents(), [t for t in bt.tracks if t.kind == "benchmark"])
+    experts = build_experts(cfg, data, split, bt.agents())
     fit_split = ens.gate.fit_split
     validation = experts if split == fit_split else experts_for(cfg, data, policy, fit_split, like=experts)
     agents = experts.agents()
@@ -224,7 +223,6 @@ def run_desk(cfg: Config, data: EnvData, policy: Policy, split: str, bt: Backtes
     routers = build_routers(cfg, experts, data.market.tickers, gate)
     counts = [len(experts.members[e]) for e in agents]
     names = experts.names
-    equal_stocks = experts.names.index("equal_weight") if "equal_weight" in names else None
     baselines: list[Router] = [
         EqualCapital(agents, counts, experts.n, names, ens.meeting.round_days),
         Picker(agents, experts.n, names, ens.picker_days),
@@ -241,15 +239,6 @@ def run_desk(cfg: Config, data: EnvData, policy: Policy, split: str, bt: Backtes
             f"{names[hindsight]}: the best Sharpe on this split, known only afterwards",
         ),
     ]
-    if equal_stocks is not None:
-        baselines.append(
-            FixedCapital(
-                "equal weight (fund limits)",
-                one_hot(experts, equal_stocks),
-                names,
-                "equal weight across the stocks under the fund's own limits",
-            )
-        )
     runs = run_funds(cfg, data, experts, signals, [*routers, *baselines], ens.fund_profile)
     dates = data.market.dates[experts.rows]
     tracks = []
@@ -272,6 +261,16 @@ def run_desk(cfg: Config, data: EnvData, policy: Policy, split: str, bt: Backtes
                 note=note,
             )
         )
+    # the like-for-like baseline: equal weight across the stocks under the fund's own limits and costs
+    n = data.market.n_assets
+    tracks += run_books(
+        cfg,
+        data,
+        {"desk baseline: equal weight (fund limits)": np.full(n, 1.0 / n)},
+        split,
+        risk=cfg.profile_risk(ens.fund_profile),
+        kind="baseline",
+    )
     meetings = next((r.meetings for r in routers if isinstance(r, ExpertMeeting)), [])
     meeting_run = next((r for r in runs if r.name == "meeting"), None)
     if meeting_run is not None:

@@ -3,9 +3,11 @@
 Each sleeve has, for every step of the split, the book it decided at the close (after its own risk
 gate) and its realised return over the next day net of its own costs. The experts are the trained
 agents (deterministic actions, each through its own profile's limits; agents that act identically are
-one expert, standing for all of them), cash, and the classic portfolios the report computes (equal
-weight, inverse volatility, minimum variance, hierarchical risk parity, fit on the four years before
-the split, no limits of their own).
+one expert, standing for all of them), cash, and the classic portfolios of the report (equal weight,
+inverse volatility, minimum variance, hierarchical risk parity, fit on the four years before the split).
+The classic sleeves run under the fund profile's limits (the report's classic rows run without any): a
+router learns from what a sleeve can deliver inside the fund, not from an unconstrained record the
+fund's gate would then cut.
 
 Names in the config's weight tables refer to experts by profile (`aggressive`: its experts, the
 weight split equally among them), by agent id, as `cash`, or by a classic name.
@@ -21,11 +23,9 @@ import numpy as np
 from wealtharena.config import CLASSIC_EXPERTS, Config
 from wealtharena.envs.data import EnvData
 from wealtharena.errors import ConfigError
-from wealtharena.evaluation.backtest import CLASSIC_NAMES, Track
+from wealtharena.evaluation.backtest import Track, classic_weights, run_books
 
 log = logging.getLogger(__name__)
-
-TRACK_OF_CLASSIC = {"equal_weight": "equal weight (daily)", **CLASSIC_NAMES}
 
 
 @dataclass(frozen=True)
@@ -88,13 +88,25 @@ def expert_name(track: Track, cfg: Config) -> str:
     return track.profile if track.profile and who == of_profile else "/".join(who)
 
 
-def build_experts(cfg: Config, data: EnvData, split: str, agents: list[Track], baselines: list[Track]) -> ExpertSet:
-    """Sleeves from the split's agent tracks (one per distinct behaviour) and baseline tracks (the classic
-    portfolios, by their report names), in `cfg.ensemble.experts` order; cash is added as a zero sleeve."""
+def classic_sleeves(cfg: Config, data: EnvData, split: str) -> dict[str, Track]:
+    """The configured classic portfolios on `split`, fit before it, under the fund profile's limits."""
+    wanted = [e for e in cfg.ensemble.experts if e in CLASSIC_EXPERTS]
+    if not wanted:
+        return {}
+    n = data.market.n_assets
+    targets = {"equal_weight": np.full(n, 1.0 / n), **classic_weights(data, data.usable_rows(split)[0])}
+    risk = cfg.profile_risk(cfg.ensemble.fund_profile)
+    tracks = run_books(cfg, data, {e: targets[e] for e in wanted}, split, risk=risk, kind="expert")
+    return {t.name: t for t in tracks}
+
+
+def build_experts(cfg: Config, data: EnvData, split: str, agents: list[Track]) -> ExpertSet:
+    """Sleeves from the split's agent tracks (one per distinct behaviour), cash and the classic portfolios
+    (`classic_sleeves`), in `cfg.ensemble.experts` order."""
     lo, hi = data.usable_rows(split)
     steps = hi - lo
     n = data.market.n_assets
-    by_name = {tr.name: tr for tr in baselines}
+    classic = classic_sleeves(cfg, data, split)
     names, kinds, profiles, members, books, returns = [], [], [], [], [], []
 
     def add(name: str, kind: str, profile: str | None, who: tuple[str, ...], track: Track | None) -> None:
@@ -117,11 +129,7 @@ def build_experts(cfg: Config, data: EnvData, split: str, agents: list[Track], b
         elif expert == "cash":
             add("cash", "cash", None, (), None)
         else:
-            assert expert in CLASSIC_EXPERTS
-            track = by_name.get(TRACK_OF_CLASSIC[expert])
-            if track is None:
-                raise ValueError(f"no baseline track '{TRACK_OF_CLASSIC[expert]}' for expert '{expert}'")
-            add(expert, "classic", None, (), track)
+            add(expert, "classic", None, (), classic[expert])
     identical = [tr.members for tr in agents if len(tr.members) > 1]
     if identical:
         log.info(
