@@ -91,6 +91,13 @@ def test_seed_aggregation_by_hand():
     assert agg.loc["agent", "annual_return min"] == pytest.approx(0.10) and agg.loc["bench", "sharpe std"] == 0.0
     assert "1.50 ± 0.71 [1.00 .. 2.00]" in render_seeds(agg, "test split")
 
+    # a row that only some seeds have (agents that were one row elsewhere) says how many it covers
+    t1 = t1.rename(index={"agent": "agent / twin"})
+    agg = aggregate({0: t0, 1: t1})
+    assert agg.loc["agent", "seeds"] == 1 and agg.loc["bench", "seeds"] == 2
+    text = render_seeds(agg, "test split")
+    assert "over 2 seeds" in text and "agent (1 of 2 seeds)" in text and "agent / twin (1 of 2 seeds)" in text
+
 
 def test_training_plot_before_any_episode_finished(tmp_path):
     from wealtharena.evaluation.report import plot_training_history
