@@ -37,7 +37,7 @@ from wealtharena.config import Config, load_config  # noqa: E402
 from wealtharena.data import load_market_data  # noqa: E402
 from wealtharena.data.features import build_features  # noqa: E402
 from wealtharena.ensemble.desk import DeskResult, check_inputs, run_desk  # noqa: E402
-from wealtharena.ensemble.report import desk_sections, desk_seed_table  # noqa: E402
+from wealtharena.ensemble.report import desk_sections, desk_seed_table, render_desk_seed_table  # noqa: E402
 from wealtharena.envs.data import EnvData, build_env_data  # noqa: E402
 from wealtharena.errors import CheckpointError, ConfigError  # noqa: E402
 from wealtharena.evaluation.backtest import Backtest, backtest  # noqa: E402
@@ -222,7 +222,7 @@ def evaluate(
     out = checkpoint / f"eval-{split}"
     desk: DeskResult | None = None
     if cfg.ensemble.enabled:
-        desk = run_desk(cfg, data, policy, split, bt, out)  # the routers, through the fund's risk gate
+        desk = run_desk(cfg, data, policy, split, bt, out, checkpoint)  # the routers, through the fund's risk gate
         bt.tracks += desk.tracks
     survivorship = cfg.data.provider == "sample"
     print(render(bt, survivorship=survivorship))
@@ -310,7 +310,7 @@ def report_seeds(results: dict[int, Backtest], folder: Path, split: str) -> None
     print(f"wrote {path}")
     desk_table = desk_seed_table(results)
     if desk_table is not None:
-        print("\n" + desk_table.to_string())
+        print("\n" + render_desk_seed_table(desk_table, split))
         desk_table.to_csv(folder / f"seeds-desk-{split}.csv")
         print(f"wrote {folder / f'seeds-desk-{split}.csv'}")
 

@@ -327,3 +327,55 @@ def test_classic_sleeves_are_opt_in_and_run_under_the_funds_limits(cfg, sample_d
     assert experts.books[:, -2:].max() <= cap + 1e-12 and experts.books[:, -1].sum(axis=1).max() > 0.3
     report_hrp = next(t for t in bt.tracks if t.name == "hierarchical risk parity")
     assert report_hrp.weights.max() > cap  # unconstrained in the report's own row
+
+
+class Weighted(ProfileRules):
+    """ProfileRules with a `fingerprint`, as a trained policy has one of its weights; counts its calls."""
+
+    def __init__(self, data, desk: bool, weights: str):
+        super().__init__(data, desk)
+        self.weights, self.calls = weights, 0
+
+    def fingerprint(self) -> str:
+        return self.weights
+
+    def __call__(self, obs, profiles):
+        self.calls += 1
+        return super().__call__(obs, profiles)
+
+
+def test_the_fit_splits_agent_tracks_are_kept_with_the_checkpoint_and_reused_only_when_they_match(
+    cfg, sample_data, test_desk, tmp_path, caplog
+):
+    bt, reference, _ = test_desk
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    stored = ckpt / "desk_agents-validation.npz"
+
+    def run(weights: str):
+        policy = Weighted(sample_data, cfg.env.desk_observation, weights)
+        desk = run_desk(cfg, sample_data, policy, "test", bt, ckpt / "eval-test", ckpt)
+        for mine, theirs in zip(desk.tracks, reference.tracks, strict=True):  # the same desk as computed afresh
+            assert mine.name == theirs.name and np.array_equal(mine.values, theirs.values), mine.name
+        return policy.calls
+
+    assert run("w1") > 0 and stored.is_file()  # run on validation, then stored
+    assert run("w1") == 0  # reused: the agents did not run again
+    assert run("w2") > 0  # other weights: run again, and stored for them
+    assert run("w2") == 0 and run("w1") > 0
+    stored.write_bytes(b"not an npz file")
+    with caplog.at_level("WARNING"):
+        assert run("w1") > 0
+    assert "cannot read" in caplog.text and run("w1") == 0  # replaced by a good file
+    # a desk run on the fit split itself stores its own agents' tracks for later runs on other splits
+    validation = backtest(cfg, sample_data, Weighted(sample_data, cfg.env.desk_observation, "w3"), "validation")
+    run_desk(
+        cfg,
+        sample_data,
+        Weighted(sample_data, cfg.env.desk_observation, "w3"),
+        "validation",
+        validation,
+        ckpt / "eval-validation",
+        ckpt,
+    )
+    assert run("w3") == 0

@@ -200,6 +200,8 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
     runs = sorted((tmp_path / "checkpoints" / "e2e").glob("*-s*"))
     assert [r.name[-3:] for r in runs] == ["-s0", "-s1"]
     assert (tmp_path / "checkpoints" / "e2e" / "seeds-validation.csv").is_file()
+    # the desk's validation run left the agents' validation tracks with the checkpoint, for its later runs
+    assert (runs[0] / "best" / "desk_agents-validation.npz").is_file()
     assert (tmp_path / "mlflow.db").is_file()  # MLflow on by default, SQLite here
     import mlflow
 

@@ -8,14 +8,19 @@ stocks under the fund's limits; the agent chosen on validation (the best validat
 single-agent choice); and the best agent in hindsight on this split (unattainable). The gate's row is
 marked in-sample on the split it was fit on. `routing.jsonl` (one line per day and router: date, label
 or regime, capital weights, explanation), `meetings.json` and `gate.json` go to `out_dir`; the gate's
-fit record also goes into the checkpoint folder (`out_dir`'s parent).
+fit record also goes into the checkpoint folder (`out_dir`'s parent), and so do the agents' daily tracks
+on the validation split (`desk_agents-validation.npz`, keyed by the config, the market data and the
+policy's weights), so a later evaluation of that checkpoint reuses them instead of replaying the agents.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
+import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -38,13 +43,14 @@ from wealtharena.ensemble.signals import MarketSignals, build_signals
 from wealtharena.envs.data import EnvData
 from wealtharena.envs.policy import Policy
 from wealtharena.errors import ConfigError
-from wealtharena.evaluation.backtest import Backtest, Track, run_agents, run_books
+from wealtharena.evaluation.backtest import Backtest, Track, distinct, run_agents, run_books
 from wealtharena.portfolio import metrics
 
 log = logging.getLogger(__name__)
 
 MIN_FIT_DAYS = 63  # the gate needs at least a quarter of validation days
 GATE_FILE = "desk_gate.json"
+TRACKS_FILE = "desk_agents-{split}.npz"  # the agents' tracks on the fit split, beside the checkpoint
 
 
 @dataclass
@@ -136,15 +142,93 @@ def sharpe_of(returns: np.ndarray) -> float:
     return value if np.isfinite(value) else -np.inf
 
 
-def experts_for(cfg: Config, data: EnvData, policy: Policy, split: str, like: ExpertSet) -> ExpertSet:
-    """The sleeves of `split`, running the agents and classic portfolios there, with the same experts as
-    `like` (an expert standing for several agents takes the first one's track)."""
-    tracks = {t.name: t for t in run_agents(cfg, data, policy, split)}
-    agents = []
-    for e in like.agents():
-        first = tracks[like.members[e][0]]
-        agents.append(dataclasses.replace(first, members=like.members[e]))
+def experts_for(agent_tracks: list[Track], cfg: Config, data: EnvData, split: str, like: ExpertSet) -> ExpertSet:
+    """The sleeves of `split` from its agents' tracks (one per distinct behaviour there), with the same
+    experts as `like` (an expert standing for several agents takes its first agent's track)."""
+    of_agent = {a: t for t in agent_tracks for a in (t.members or (t.name,))}
+    agents = [dataclasses.replace(of_agent[like.members[e][0]], members=like.members[e]) for e in like.agents()]
     return build_experts(cfg, data, split, agents)
+
+
+def tracks_key(cfg: Config, data: EnvData, policy: Policy, split: str) -> str | None:
+    """What the agents' tracks on `split` depend on: the market data, every setting of the simulation, and
+    the policy's weights (None for a policy without a `fingerprint`: nothing is stored for it)."""
+    fingerprint = getattr(policy, "fingerprint", None)
+    if fingerprint is None:
+        return None
+    parts = cfg.model_dump(mode="json", include={"data", "features", "env", "risk", "profiles", "agents"})
+    parts |= {"split": split, "market": data.market.fingerprint(), "policy": fingerprint()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def save_tracks(path: Path, key: str, tracks: list[Track]) -> None:
+    """The agents' tracks as arrays (no pickle), written to a temporary file first so that an interrupted
+    write never leaves a half file under `path`."""
+    arrays: dict[str, np.ndarray] = {}
+    meta = []
+    for i, t in enumerate(tracks):
+        arrays |= {f"dates_{i}": t.dates, f"values_{i}": t.values, f"costs_{i}": t.costs}
+        if t.weights is not None:
+            arrays[f"weights_{i}"] = t.weights
+        if t.rewards is not None:
+            arrays[f"rewards_{i}"] = t.rewards
+        meta.append({"name": t.name, "profile": t.profile, "members": list(t.members), "events": dict(t.events)})
+    arrays["meta"] = np.array(json.dumps({"key": key, "tracks": meta}))
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, allow_pickle=False, **arrays)
+    tmp.replace(path)
+
+
+def load_tracks(path: Path, key: str) -> list[Track] | None:
+    """The tracks `save_tracks` wrote under `key`; None (and a log line saying why) when there are none, they
+    were made for other data, settings or weights, or the file cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta["key"] != key:
+                log.info("%s was made for other data, settings or weights: running the agents again", path)
+                return None
+            return [
+                Track(
+                    name=m["name"],
+                    kind="agent",
+                    dates=z[f"dates_{i}"],
+                    values=z[f"values_{i}"],
+                    weights=z[f"weights_{i}"] if f"weights_{i}" in z else None,
+                    costs=z[f"costs_{i}"],
+                    rewards=z[f"rewards_{i}"] if f"rewards_{i}" in z else None,
+                    events=Counter(m["events"]),
+                    profile=m["profile"],
+                    members=tuple(m["members"]),
+                )
+                for i, m in enumerate(meta["tracks"])
+            ]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        log.warning("cannot read %s (%s): running the agents again and replacing it", path, exc)
+        return None
+
+
+def fit_split_agents(
+    cfg: Config, data: EnvData, policy: Policy, split: str, bt: Backtest, checkpoint: Path | None
+) -> list[Track]:
+    """The agents' tracks on the gate's fit split, one per distinct behaviour: `bt`'s when it is that split,
+    else those stored in `checkpoint` for the same data, settings and weights, else run now (and stored)."""
+    fit_split = cfg.ensemble.gate.fit_split
+    key = tracks_key(cfg, data, policy, fit_split) if checkpoint is not None else None
+    path = checkpoint / TRACKS_FILE.format(split=fit_split) if checkpoint is not None else None
+    tracks = bt.agents() if split == fit_split else None
+    if tracks is None and path is not None and key is not None:
+        tracks = load_tracks(path, key)
+        if tracks is not None:
+            log.info("the agents' %s tracks: %s (same data, settings and weights)", fit_split, path)
+            return tracks
+    if tracks is None:
+        tracks = distinct(run_agents(cfg, data, policy, fit_split))
+    if path is not None and key is not None and path.parent.is_dir():
+        save_tracks(path, key, tracks)
+    return tracks
 
 
 def check_inputs(cfg: Config, data: EnvData) -> None:
@@ -197,14 +281,24 @@ def one_hot(experts: ExpertSet, index: int) -> np.ndarray:
     return np.eye(experts.n)[index]
 
 
-def run_desk(cfg: Config, data: EnvData, policy: Policy, split: str, bt: Backtest, out_dir: Path) -> DeskResult:
-    """Every router and the desk's baselines on `split` (see the module docstring)."""
+def run_desk(
+    cfg: Config,
+    data: EnvData,
+    policy: Policy,
+    split: str,
+    bt: Backtest,
+    out_dir: Path,
+    checkpoint: Path | None = None,
+) -> DeskResult:
+    """Every router and the desk's baselines on `split` (see the module docstring). With `checkpoint` (the
+    folder `policy` was loaded from) the agents' tracks on the fit split are kept there and reused."""
     ens = cfg.ensemble
     check_inputs(cfg, data)
     signals = build_signals(data.market, ens.volatility)
     experts = build_experts(cfg, data, split, bt.agents())
     fit_split = ens.gate.fit_split
-    validation = experts if split == fit_split else experts_for(cfg, data, policy, fit_split, like=experts)
+    fit_tracks = fit_split_agents(cfg, data, policy, split, bt, checkpoint)
+    validation = experts if split == fit_split else experts_for(fit_tracks, cfg, data, fit_split, like=experts)
     agents = experts.agents()
     chosen = agents[int(np.argmax([sharpe_of(validation.returns[:, e]) for e in agents]))]
     hindsight = agents[int(np.argmax([sharpe_of(experts.returns[:, e]) for e in agents]))]

@@ -87,10 +87,10 @@ def desk_sections(desk: DeskResult, bt: Backtest, out_dir: Path) -> list[ReportS
     rounds = round_table_text(desk.meetings)
     links = ", ".join(f'<a href="{p.name}">{html.escape(p.name)}</a>' for k, p in desk.files.items())
     body = (
-        "<p>The desk routes one fund's capital among expert sleeves (the agents, identical ones once; cash; the "
-        "classic portfolios). Every router decides at the close of day t the capital of each expert for t+1 from "
-        "what is known at that close; the mixed book passes the fund profile's risk gate and pays costs on its "
-        f"own net trades. Experts: {html.escape(', '.join(desk.experts))}. Agent chosen on validation: "
+        "<p>The desk routes one fund's capital among expert sleeves (the agents, identical ones once, and "
+        "the other configured sleeves). Every router decides at the close of day t the capital of each expert "
+        "for t+1 from what is known at that close; the mixed book passes the fund profile's risk gate and pays "
+        f"costs on its own net trades. Experts: {html.escape(', '.join(desk.experts))}. Agent chosen on validation: "
         f"<b>{html.escape(str(desk.chosen_agent))}</b>; best agent in hindsight (unattainable): "
         f"{html.escape(str(desk.hindsight_agent))}.</p>"
         + (f"<ul>{notes}</ul>" if notes else "")
@@ -149,3 +149,22 @@ def desk_seed_table(
     table = pd.DataFrame(rows).T
     table.index.name = "desk row"
     return table
+
+
+def render_desk_seed_table(table: pd.DataFrame, split: str) -> str:
+    """`desk_seed_table` as text: Sharpe to two decimals, drawdown in percent."""
+    shown = pd.DataFrame(
+        {
+            "Sharpe mean": table["Sharpe mean"].map(lambda v: f"{v:.2f}"),
+            "SE": table["Sharpe SE"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
+            "worst max DD": table["max DD worst"].map(lambda v: f"{v:+.1%}"),
+            "vs validation-chosen agent": table["vs validation-chosen agent"].map(lambda v: f"{v:+.2f}"),
+            "95% interval": table["95% interval"],
+        },
+        index=table.index,
+    )
+    seeds = int(table["seeds"].iloc[0])
+    return (
+        f"desk on the {split} split over {seeds} seeds (Sharpe, paired with each seed's agent chosen on validation):\n"
+        + (shown.to_string())
+    )
