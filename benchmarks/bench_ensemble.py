@@ -3,14 +3,18 @@
 
     python benchmarks/bench_ensemble.py checkpoints/default [--seeds 0 1 2] [--split test] [--repeats 2]
 
-1. Time. `train.py --mode evaluate` on the first seed's best checkpoint, tearsheets off, with the desk
-   and without it (`ensemble.enabled: false`), alternating, `--repeats` times each: the wall time of the
+1. Time. `train.py --mode evaluate` on a copy of the first seed's best checkpoint, tearsheets off,
+   without the desk (`ensemble.enabled: false`), with it reusing the agents' validation tracks that the
+   desk stores beside a checkpoint (training's own evaluation leaves them with `best`), and with it
+   running the agents on validation first, alternating, `--repeats` times each: the wall time of the
    whole command, and the median share the desk adds. Target: all routers together add under 20%.
 2. Figures. For every seed's best checkpoint: the agents, the baselines and every desk row on `--split`
    (deterministic, costs included), then per row the Sharpe ratio's mean and standard error over seeds,
    annual return, worst max drawdown, turnover and costs; and which routers beat both the agent chosen on
    validation and equal capital across the agents on mean Sharpe with every seed's max drawdown within
-   the fund's limit.
+   the fund's limit; then each desk row's Sharpe paired with each seed's agent chosen on validation, with
+   a 95% bootstrap interval (seeds resampled, and 21-day blocks within each). `seeds` is the number of
+   seeds that have the row (agents that act identically are one row in the seeds where they do).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,10 +34,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from wealtharena.cli import setup_logging
 from wealtharena.config import PROJECT_ROOT, coerce_config
 from wealtharena.ensemble.desk import run_desk
+from wealtharena.ensemble.report import desk_seed_table, render_desk_seed_table
 from wealtharena.envs.data import load_env_data
-from wealtharena.evaluation.backtest import backtest
+from wealtharena.evaluation.backtest import Backtest, backtest
 from wealtharena.training.checkpoints import best_or_latest, config_of_checkpoint, seed_runs
 from wealtharena.training.inference import TrainedPolicy
 
@@ -63,48 +70,47 @@ def wall_time(checkpoint: Path, config: Path, workdir: Path) -> float:
 
 
 def time_the_desk(checkpoint: Path, repeats: int) -> pd.DataFrame:
+    """Evaluate-mode wall time on a copy of `checkpoint` (the user's folder is left alone): without the desk,
+    with it reusing the agents' validation tracks stored beside the checkpoint (what a checkpoint that
+    training evaluated has), and with it running the agents on validation first (any other checkpoint)."""
     cfg = config_of_checkpoint(checkpoint).model_dump(mode="json")
     cfg["evaluation"] = {"tearsheets": False}
     cfg["tracking"] = {"mlflow": {"enabled": False}}
-    rows = []
+    cases = {"without the desk": False, "with the desk, validation tracks stored": True, "with the desk, run": True}
+    times: dict[str, list[float]] = {case: [] for case in cases}
     with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "checkpoint"
+        shutil.copytree(checkpoint, copy, ignore=shutil.ignore_patterns("eval-*", "desk_*"))
         paths = {}
         for on in (True, False):
             cfg["ensemble"] = {**cfg.get("ensemble", {}), "enabled": on}
             paths[on] = Path(tmp) / f"desk-{on}.yaml"
             paths[on].write_text(yaml.safe_dump(cfg))
-        times: dict[bool, list[float]] = {True: [], False: []}
+        wall_time(copy, paths[True], Path(tmp))  # stores the validation tracks (and warms the file cache)
         for _ in range(repeats):
-            for on in (False, True):
-                times[on].append(wall_time(checkpoint, paths[on], Path(tmp)))
-    without, with_desk = statistics.median(times[False]), statistics.median(times[True])
-    rows.append(
-        {
-            "evaluate-mode wall time": "without the desk",
-            "seconds (median)": round(without, 1),
-            "runs": ", ".join(f"{t:.1f}" for t in times[False]),
-        }
-    )
-    rows.append(
-        {
-            "evaluate-mode wall time": "with every router and baseline",
-            "seconds (median)": round(with_desk, 1),
-            "runs": ", ".join(f"{t:.1f}" for t in times[True]),
-        }
-    )
-    rows.append(
-        {
-            "evaluate-mode wall time": "share the desk adds",
-            "seconds (median)": f"{with_desk / without - 1:+.1%}",
-            "runs": "target: under +20%",
-        }
-    )
+            for case, on in cases.items():
+                if case == "with the desk, run":
+                    for stored in copy.glob("desk_agents-*.npz"):
+                        stored.unlink()
+                times[case].append(wall_time(copy, paths[on], Path(tmp)))
+    base = statistics.median(times["without the desk"])
+    rows = []
+    for case, runs in times.items():
+        median = statistics.median(runs)
+        rows.append(
+            {
+                "evaluate-mode wall time": case,
+                "seconds (median)": round(median, 1),
+                "desk adds": "" if case == "without the desk" else f"{median / base - 1:+.1%}",
+                "runs": ", ".join(f"{t:.1f}" for t in runs),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def desk_tables(experiment: Path, seeds: list[int], split: str) -> dict[int, pd.DataFrame]:
+def desk_tables(experiment: Path, seeds: list[int], split: str) -> tuple[dict[int, pd.DataFrame], dict[int, Backtest]]:
     runs = seed_runs(experiment)
-    tables = {}
+    tables, backtests = {}, {}
     for seed in seeds:
         checkpoint = best_or_latest(runs[seed])
         cfg = coerce_config(config_of_checkpoint(checkpoint), {"evaluation.tearsheets": False})
@@ -117,23 +123,24 @@ def desk_tables(experiment: Path, seeds: list[int], split: str) -> dict[int, pd.
         table = bt.metrics_table()
         table["chosen"] = desk.chosen_agent
         tables[seed] = table
+        backtests[seed] = bt
         logging.getLogger("bench").info("seed %d: %d rows", seed, len(table))
-    return tables
+    return tables, backtests
 
 
 def summary(tables: dict[int, pd.DataFrame], max_drawdown: float) -> tuple[pd.DataFrame, list[str]]:
     stacked = pd.concat(tables, names=["seed", "strategy"])
     g = stacked.groupby(level="strategy", sort=False)
-    n = len(tables)
     out = pd.DataFrame(
         {
             "kind": g["kind"].first(),
             "Sharpe mean": g["sharpe"].mean().round(2),
-            "Sharpe SE": (g["sharpe"].std(ddof=1) / np.sqrt(n)).round(2) if n > 1 else np.nan,
+            "Sharpe SE": (g["sharpe"].std(ddof=1) / np.sqrt(g.size())).round(2),
             "annual return": g["annual_return"].mean().map(lambda v: f"{v:+.1%}"),
             "max DD worst": g["max_drawdown"].min().map(lambda v: f"{v:+.1%}"),
             "turnover": g["turnover"].mean().map(lambda v: "" if pd.isna(v) else f"{v:.1%}"),
             "costs": g["costs_paid"].mean().map(lambda v: f"{v:,.0f}"),
+            "seeds": g.size(),
         }
     )
     chosen = out.loc["desk baseline: agent chosen on validation", "Sharpe mean"]
@@ -156,11 +163,11 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2, help="evaluate-mode runs with and without the desk")
     p.add_argument("--no-timing", action="store_true", help="only the figures")
     args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", force=True)
+    setup_logging()  # the project's log format, without RLlib 2.60's RLModuleConfig notice
     seeds = args.seeds or list(seed_runs(args.experiment))
     if not args.no_timing:
         print(time_the_desk(best_or_latest(seed_runs(args.experiment)[seeds[0]]), args.repeats).to_string(index=False))
-    tables = desk_tables(args.experiment, seeds, args.split)
+    tables, backtests = desk_tables(args.experiment, seeds, args.split)
     cfg = config_of_checkpoint(best_or_latest(seed_runs(args.experiment)[seeds[0]]))
     limit = cfg.profile_risk(cfg.ensemble.fund_profile).max_drawdown
     table, winners = summary(tables, limit)
@@ -170,6 +177,9 @@ def main() -> None:
         f"{chosen}):"
     )
     print(table.to_string())
+    paired = desk_seed_table(backtests)
+    if paired is not None:
+        print("\n" + render_desk_seed_table(paired, args.split))
     print(
         f"\nrouters beating both the validation-chosen agent and equal capital on mean Sharpe, with every seed's "
         f"max drawdown within {limit:.0%}: {', '.join(winners) if winners else 'none'}"
