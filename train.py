@@ -29,6 +29,7 @@ if __name__ == "__main__" and os.environ.get("PYTHONHASHSEED", "random") == "ran
 
 import argparse  # noqa: E402  (after the re-exec above, which must come first)
 import logging  # noqa: E402
+import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -41,7 +42,13 @@ from wealtharena.ensemble.report import desk_sections, desk_seed_table, render_d
 from wealtharena.envs.data import EnvData, build_env_data  # noqa: E402
 from wealtharena.errors import CheckpointError, ConfigError  # noqa: E402
 from wealtharena.evaluation.backtest import Backtest, backtest  # noqa: E402
-from wealtharena.evaluation.report import learning_curve, plot_training_history, render, write_results  # noqa: E402
+from wealtharena.evaluation.report import (  # noqa: E402
+    ReportSection,
+    learning_curve,
+    plot_training_history,
+    render,
+    write_results,
+)
 from wealtharena.evaluation.seeds import aggregate  # noqa: E402
 from wealtharena.evaluation.seeds import render as render_seeds  # noqa: E402
 from wealtharena.training.checkpoints import (  # noqa: E402
@@ -221,14 +228,20 @@ def evaluate(
     bt = backtest(cfg, data, policy, split)  # agents (one row per distinct behaviour) and baselines
     out = checkpoint / f"eval-{split}"
     desk: DeskResult | None = None
+    plotted = list(bt.tracks)  # the common equity and drawdown plots; the desk's rows get their own
+    sections: list[ReportSection] = []
     if cfg.ensemble.enabled:
+        started = time.perf_counter()
         desk = run_desk(cfg, data, policy, split, bt, out, checkpoint)  # the routers, through the fund's risk gate
         bt.tracks += desk.tracks
+        routed = time.perf_counter()
+        sections = desk_sections(desk, bt, out)
+        plotted_in = time.perf_counter() - routed
+        log.info("desk: routers and baselines %.2f s, their plots %.2f s", routed - started, plotted_in)
     survivorship = cfg.data.provider == "sample"
     print(render(bt, survivorship=survivorship))
     if desk is not None:
         print(desk.summary())
-    sections = desk_sections(desk, bt, out) if desk is not None else []
     paths = write_results(
         bt,
         out,
@@ -241,6 +254,7 @@ def evaluate(
         survivorship=survivorship,
         training_plot=training_plot,
         sections=sections,
+        plotted=plotted,
     )
     print(
         f"\nwrote {len(paths)} files to {out} (report.html, results.json, plots"

@@ -7,7 +7,8 @@
    without the desk (`ensemble.enabled: false`), with it reusing the agents' validation tracks that the
    desk stores beside a checkpoint (training's own evaluation leaves them with `best`), and with it
    running the agents on validation first, alternating, `--repeats` times each: the wall time of the
-   whole command, and the median share the desk adds. Target: all routers together add under 20%.
+   whole command, the median share the desk adds, and the desk's two parts as train.py logs them (the
+   routers and baselines through the fund, and their plots). Target: all routers together add under 20%.
 2. Figures. For every seed's best checkpoint: the agents, the baselines and every desk row on `--split`
    (deterministic, costs included), then per row the Sharpe ratio's mean and standard error over seeds,
    annual return, worst max drawdown, turnover and costs; and which routers beat both the agent chosen on
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -43,11 +45,14 @@ from wealtharena.evaluation.backtest import Backtest, backtest
 from wealtharena.training.checkpoints import best_or_latest, config_of_checkpoint, seed_runs
 from wealtharena.training.inference import TrainedPolicy
 
+DESK_LOG = re.compile(r"desk: routers and baselines ([0-9.]+) s, their plots ([0-9.]+) s")
 
-def wall_time(checkpoint: Path, config: Path, workdir: Path) -> float:
+
+def wall_time(checkpoint: Path, config: Path, workdir: Path) -> tuple[float, tuple[float, float] | None]:
+    """The command's wall time, and the desk's own two parts as train.py logs them (None without the desk)."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     t0 = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(
         [
             sys.executable,
             str(PROJECT_ROOT / "train.py"),
@@ -66,7 +71,13 @@ def wall_time(checkpoint: Path, config: Path, workdir: Path) -> float:
         capture_output=True,
         text=True,
     )
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    found = DESK_LOG.search(done.stderr + done.stdout)
+    return wall, (float(found[1]), float(found[2])) if found else None
+
+
+def _median_part(parts: list[tuple[float, float]], i: int) -> str:
+    return f"{statistics.median(p[i] for p in parts):.2f}" if parts else ""
 
 
 def time_the_desk(checkpoint: Path, repeats: int) -> pd.DataFrame:
@@ -78,6 +89,7 @@ def time_the_desk(checkpoint: Path, repeats: int) -> pd.DataFrame:
     cfg["tracking"] = {"mlflow": {"enabled": False}}
     cases = {"without the desk": False, "with the desk, validation tracks stored": True, "with the desk, run": True}
     times: dict[str, list[float]] = {case: [] for case in cases}
+    parts: dict[str, list[tuple[float, float]]] = {case: [] for case in cases}
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "checkpoint"
         shutil.copytree(checkpoint, copy, ignore=shutil.ignore_patterns("eval-*", "desk_*"))
@@ -92,7 +104,10 @@ def time_the_desk(checkpoint: Path, repeats: int) -> pd.DataFrame:
                 if case == "with the desk, run":
                     for stored in copy.glob("desk_agents-*.npz"):
                         stored.unlink()
-                times[case].append(wall_time(copy, paths[on], Path(tmp)))
+                wall, desk_parts = wall_time(copy, paths[on], Path(tmp))
+                times[case].append(wall)
+                if desk_parts is not None:
+                    parts[case].append(desk_parts)
     base = statistics.median(times["without the desk"])
     rows = []
     for case, runs in times.items():
@@ -102,6 +117,8 @@ def time_the_desk(checkpoint: Path, repeats: int) -> pd.DataFrame:
                 "evaluate-mode wall time": case,
                 "seconds (median)": round(median, 1),
                 "desk adds": "" if case == "without the desk" else f"{median / base - 1:+.1%}",
+                "routers and baselines (s)": _median_part(parts[case], 0),
+                "their plots (s)": _median_part(parts[case], 1),
                 "runs": ", ".join(f"{t:.1f}" for t in runs),
             }
         )

@@ -307,7 +307,7 @@ def test_report_sections_show_the_desk(test_desk, tmp_path):
     html = paths["report"].read_text()
     assert "The desk (mixture of experts)" in html and "desk_capital.png" in html and "Expert meetings" in html
     assert "routing.jsonl" in html and "desk: learnt gate" in html
-    for name in ("desk_capital", "desk_equity", "desk_drawdown"):
+    for name in ("desk_capital", "desk_paths"):
         assert paths[name].stat().st_size > 10_000, name
     assert Path(paths["routing"]).is_file()
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import PercentFormatter
 
 from wealtharena.ensemble.desk import DeskResult, round_table_text
 from wealtharena.evaluation.backtest import Backtest, Track
@@ -26,11 +27,12 @@ VOLATILE = {"volatile_up", "volatile_down"}
 
 
 def _shade_regimes(ax: plt.Axes, dates: pd.DatetimeIndex, regimes: list[str]) -> None:
-    """Grey spans behind the days whose regime is volatile."""
-    volatile = np.array([r in VOLATILE for r in regimes] + [False])
-    edges = np.flatnonzero(np.diff(np.r_[False, volatile].astype(np.int8)))
-    for a, b in zip(edges[::2], edges[1::2]):
-        ax.axvspan(dates[a], dates[min(b, len(dates) - 1)], color="0.85", zorder=0, lw=0)
+    """Darken the days whose regime is volatile (one collection over the stacks, however many spells)."""
+    volatile = np.array([r in VOLATILE for r in regimes], dtype=bool)
+    ax.fill_between(
+        dates, 0, 1, where=volatile, step="post", color="k", alpha=0.18, lw=0, zorder=3,
+        transform=ax.get_xaxis_transform(),
+    )  # fmt: skip
 
 
 def plot_capital(desk: DeskResult, path: Path, title: str) -> Path:
@@ -42,37 +44,37 @@ def plot_capital(desk: DeskResult, path: Path, title: str) -> Path:
         capital = run.capital / np.maximum(run.capital.sum(axis=1, keepdims=True), 1e-12)
         ax.stackplot(dates, *capital.T, labels=run.columns, alpha=0.85, zorder=1)
         ax.set_ylim(0, 1)
+        ax.set_xlim(dates[0], dates[-1])
         what = "vote weight by scorer" if run.name == "ranking" else "capital by expert"
         ax.set_title(f"{run.name}: {what}", fontsize=9, loc="left")
         ax.legend(fontsize=6, ncol=min(len(run.columns), 6), loc="upper left")
-    axes[0, 0].figure.suptitle(
-        f"{title}; grey: volatile regime (index volatility above its own history's threshold)", fontsize=9
-    )
-    fig.tight_layout()
+    fig.suptitle(f"{title}; darker: volatile regime (index volatility above its own history's threshold)", fontsize=9)
+    # fixed margins: tight_layout measures every label and costs as much as drawing the stacks
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.6 / fig.get_figheight(), top=1 - 0.75 / fig.get_figheight())
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def plot_desk_paths(tracks: list[Track], path_equity: Path, path_drawdown: Path, title: str) -> tuple[Path, Path]:
-    fig, ax = plt.subplots(figsize=(11, 5.5))
-    fig2, ax2 = plt.subplots(figsize=(11, 4))
+def plot_desk_paths(tracks: list[Track], path: Path, title: str) -> Path:
+    """Growth of 1 (top) and drawdown (bottom) of the desk's rows against its experts, one figure."""
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 8.5), sharex=True, height_ratios=(5.5, 3))
     for tr in tracks:
         dates = pd.to_datetime(tr.dates)
         style = "-" if tr.kind == "desk" else ("--" if tr.kind in ("benchmark", "baseline") else ":")
         lw = 1.6 if tr.kind == "desk" else 1.0
         ax.plot(dates, tr.values / tr.values[0], style, lw=lw, label=tr.label)
-        ax2.plot(dates, tr.values / np.maximum.accumulate(tr.values) - 1.0, style, lw=lw, label=tr.label)
+        ax2.plot(dates, tr.values / np.maximum.accumulate(tr.values) - 1.0, style, lw=lw)
     ax.set_title(f"Desk against its experts: growth of 1 ({title})", fontsize=10)
-    ax2.set_title(f"Desk against its experts: drawdown ({title})", fontsize=10)
+    ax2.set_title("drawdown", fontsize=10, loc="left")
+    ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.legend(fontsize=7, ncol=2)
     for a in (ax, ax2):
         a.grid(alpha=0.3)
-        a.legend(fontsize=7, ncol=2)
-    for f, p in ((fig, path_equity), (fig2, path_drawdown)):
-        f.tight_layout()
-        f.savefig(p, dpi=100)
-        plt.close(f)
-    return path_equity, path_drawdown
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.04, top=0.96, hspace=0.12)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def desk_sections(desk: DeskResult, bt: Backtest, out_dir: Path) -> list[ReportSection]:
@@ -80,9 +82,9 @@ def desk_sections(desk: DeskResult, bt: Backtest, out_dir: Path) -> list[ReportS
     shown = [t for t in bt.tracks if t.kind in ("desk", "agent")] + [
         t for t in bt.tracks if t.name.startswith("desk baseline: equal capital") or "buy & hold" in t.name
     ]
-    equity, drawdown = plot_desk_paths(shown, out_dir / "desk_equity.png", out_dir / "desk_drawdown.png", title)
+    paths = plot_desk_paths(shown, out_dir / "desk_paths.png", title)
     capital = plot_capital(desk, out_dir / "desk_capital.png", title)
-    files = {"desk_equity": equity, "desk_drawdown": drawdown, "desk_capital": capital, **desk.files}
+    files = {"desk_paths": paths, "desk_capital": capital, **desk.files}
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in desk.notes)
     rounds = round_table_text(desk.meetings)
     links = ", ".join(f'<a href="{p.name}">{html.escape(p.name)}</a>' for k, p in desk.files.items())
@@ -94,8 +96,7 @@ def desk_sections(desk: DeskResult, bt: Backtest, out_dir: Path) -> list[ReportS
         f"<b>{html.escape(str(desk.chosen_agent))}</b>; best agent in hindsight (unattainable): "
         f"{html.escape(str(desk.hindsight_agent))}.</p>"
         + (f"<ul>{notes}</ul>" if notes else "")
-        + '<img src="desk_equity.png" style="max-width:100%"><img src="desk_drawdown.png" style="max-width:100%">'
-        + '<img src="desk_capital.png" style="max-width:100%">'
+        + '<img src="desk_paths.png" style="max-width:100%"><img src="desk_capital.png" style="max-width:100%">'
         + (f"<h3>Expert meetings</h3><pre>{html.escape(rounds)}</pre>" if rounds else "")
         + f"<p>Logs: {links} (one line per day and router: date, regime, label, weights, explanation).</p>"
     )

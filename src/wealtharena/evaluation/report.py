@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import PercentFormatter
 
-from wealtharena.evaluation.backtest import Backtest
+from wealtharena.evaluation.backtest import Backtest, Track
 from wealtharena.evaluation.validation import ValidationResult
 
 if TYPE_CHECKING:
@@ -143,9 +143,11 @@ def write_results(
     survivorship: bool = False,
     training_plot: Path | None = None,
     sections: Sequence[ReportSection] = (),
+    plotted: Sequence[Track] | None = None,
 ) -> dict[str, Path]:
     """report.html, results.json, plots, and a quantstats tearsheet per distinct agent under `out_dir`.
-    `training_plot` (the run's learning curve) is copied in and shown; `sections` add blocks (the desk's)."""
+    `training_plot` (the run's learning curve) is copied in and shown; `sections` add blocks (the desk's,
+    with its own plots); `plotted` are the tracks of the equity and drawdown plots (default: all)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     table = bt.metrics_table()
     payload = {
@@ -164,7 +166,7 @@ def write_results(
     if training_plot is not None and training_plot.is_file():
         paths["training"] = out_dir / "training.png"
         shutil.copyfile(training_plot, paths["training"])
-    paths |= plot_all(bt, out_dir)
+    paths |= plot_all(bt, out_dir, plotted)
     for section in sections:
         paths |= section.files
     if tearsheets:
@@ -181,11 +183,12 @@ class ReportSection:
 
 
 # ------------------------------------------------------------------------------------ plots
-def plot_all(bt: Backtest, out_dir: Path) -> dict[str, Path]:
+def plot_all(bt: Backtest, out_dir: Path, plotted: Sequence[Track] | None = None) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     dates = {tr.label: pd.to_datetime(tr.dates) for tr in bt.tracks}
+    lines = bt.tracks if plotted is None else list(plotted)
     fig, ax = plt.subplots(figsize=(11, 5.5))
-    for tr in bt.tracks:
+    for tr in lines:
         style = "--" if tr.kind == "benchmark" else "-"
         ax.plot(dates[tr.label], tr.values / tr.values[0], style, lw=1.2 if tr.kind == "agent" else 1.6, label=tr.label)
     ax.set_title(f"Growth of 1 ({bt.title()})")
@@ -198,7 +201,7 @@ def plot_all(bt: Backtest, out_dir: Path) -> dict[str, Path]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(11, 4))
-    for tr in bt.tracks:
+    for tr in lines:
         v = tr.values
         ax.plot(dates[tr.label], v / np.maximum.accumulate(v) - 1.0, lw=1.0, label=tr.label)
     ax.set_title(f"Drawdown ({bt.title()})")

@@ -23,7 +23,6 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import openai
 
 from wealtharena.config import LlmConfig, SentimentConfig, ServiceSettings
 from wealtharena.ensemble.routers.base import DayView, Decision, top_text
@@ -104,6 +103,8 @@ class LlmClassifier:
     """Labels a window through an OpenAI-compatible endpoint (the `openai` client with `base_url`)."""
 
     def __init__(self, cfg: LlmConfig):
+        import openai  # only with an endpoint configured: importing the client takes about 0.6 s
+
         self.cfg = cfg
         key = ServiceSettings.secret(cfg.api_key_env)
         self.client = openai.OpenAI(
@@ -115,6 +116,8 @@ class LlmClassifier:
 
     def label(self, sig: MarketSignals, days: int) -> Label | str:
         """The model's label, or the reason it could not give one."""
+        import openai
+
         if self.gave_up:
             return "endpoint given up after repeated failures"
         try:
