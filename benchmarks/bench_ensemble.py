@@ -145,7 +145,7 @@ def desk_tables(experiment: Path, seeds: list[int], split: str) -> tuple[dict[in
     return tables, backtests
 
 
-def summary(tables: dict[int, pd.DataFrame], max_drawdown: float) -> tuple[pd.DataFrame, list[str]]:
+def summary(tables: dict[int, pd.DataFrame], max_drawdown: float) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     stacked = pd.concat(tables, names=["seed", "strategy"])
     g = stacked.groupby(level="strategy", sort=False)
     out = pd.DataFrame(
@@ -160,15 +160,17 @@ def summary(tables: dict[int, pd.DataFrame], max_drawdown: float) -> tuple[pd.Da
             "seeds": g.size(),
         }
     )
-    chosen = out.loc["desk baseline: agent chosen on validation", "Sharpe mean"]
     equal = out.loc["desk baseline: equal capital (agents)", "Sharpe mean"]
-    winners = [
-        name
-        for name, row in out.iterrows()
-        if row["kind"] == "desk"
-        and row["Sharpe mean"] > max(chosen, equal)
-        and g["max_drawdown"].min()[name] >= -max_drawdown
-    ]
+    winners = {}
+    for what in ("", ", own limits"):
+        chosen = out.loc[f"desk baseline: agent chosen on validation{what}", "Sharpe mean"]
+        winners[what] = [
+            name
+            for name, row in out.iterrows()
+            if row["kind"] == "desk"
+            and row["Sharpe mean"] > max(chosen, equal)
+            and g["max_drawdown"].min()[name] >= -max_drawdown
+        ]
     return out, winners
 
 
@@ -197,10 +199,12 @@ def main() -> None:
     paired = desk_seed_table(backtests)
     if paired is not None:
         print("\n" + render_desk_seed_table(paired, args.split))
-    print(
-        f"\nrouters beating both the validation-chosen agent and equal capital on mean Sharpe, with every seed's "
-        f"max drawdown within {limit:.0%}: {', '.join(winners) if winners else 'none'}"
-    )
+    print()
+    for what, held in (("", "held by the fund"), (", own limits", "trading alone under its own limits")):
+        print(
+            f"routers beating both equal capital and the validation-chosen agent {held} on mean Sharpe, with "
+            f"every seed's max drawdown within {limit:.0%}: {', '.join(winners[what]) or 'none'}"
+        )
 
 
 if __name__ == "__main__":

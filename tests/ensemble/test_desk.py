@@ -76,6 +76,10 @@ def test_every_router_and_baseline_is_a_row_with_the_log_behind_it(test_desk, cf
     } <= names
     hindsight = next(t for t in desk.tracks if t.name == "desk baseline: best agent in hindsight")
     assert hindsight.label.endswith("(unattainable)")
+    # the chosen agent trading alone is its own row of the backtest, to the bit
+    alone = next(t for t in desk.tracks if t.name == "desk baseline: agent chosen on validation, own limits")
+    own = next(t for t in bt.agents() if t.profile == desk.chosen_agent or t.name == desk.chosen_agent)
+    np.testing.assert_array_equal(alone.values, own.values)
     assert not any("in-sample" in t.label for t in desk.tracks)  # the gate was fit on validation
     # identical agents count once: the two conservative and the two aggressive agents are one expert each
     assert desk.experts[:3] == ("conservative", "balanced", "aggressive")

@@ -256,7 +256,7 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
         == 0
     )
     out = capsys.readouterr().out
-    assert "over 2 seeds" in out and "vs validation-chosen agent" in out and "95% interval" in out
+    assert "over 2 seeds" in out and "vs chosen agent (fund limits)" in out and "95% interval (own limits)" in out
     assert (tmp_path / "checkpoints" / "e2e" / "seeds-desk-validation.csv").is_file()
 
     # the learning table replays each run's latest policies against the zero-action start: on the

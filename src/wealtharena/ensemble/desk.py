@@ -5,7 +5,8 @@
 Rows it adds to the evaluation table (kind "desk" for routers, "baseline" for the desk's baselines):
 each configured router; equal capital across the agents; the FinRL-style picker; equal weight across
 stocks under the fund's limits; the agent chosen on validation (the best validation Sharpe, the honest
-single-agent choice); and the best agent in hindsight on this split (unattainable). The gate's row is
+single-agent choice), held by the fund under its limits and, as it trades alone, under its own profile's;
+and the best agent in hindsight on this split (unattainable). The gate's row is
 marked in-sample on the split it was fit on. `routing.jsonl` (one line per day and router: date, label
 or regime, capital weights, explanation), `meetings.json` and `gate.json` go to `out_dir`; the gate's
 fit record also goes into the checkpoint folder (`out_dir`'s parent), and so do the agents' daily tracks
@@ -355,6 +356,11 @@ def run_desk(
                 note=note,
             )
         )
+    # the chosen agent as it trades alone, under its own profile's limits (the row above is held by the fund)
+    alone = experts.members[chosen][0]
+    own = next(t for t in bt.agents() if alone in (t.members or (t.name,)))
+    name = "desk baseline: agent chosen on validation, own limits"
+    tracks.append(dataclasses.replace(own, name=name, kind="baseline", members=()))
     # the like-for-like baseline: equal weight across the stocks under the fund's own limits and costs
     n = data.market.n_assets
     tracks += run_books(

@@ -108,45 +108,52 @@ def _block_indices(rng: np.random.Generator, n: int, block: int) -> np.ndarray:
     return ((starts[:, None] + np.arange(block)[None, :]).ravel()[:n]) % n
 
 
+OWN_LIMITS = "desk baseline: agent chosen on validation, own limits"
+
+
 def desk_seed_table(
     backtests: dict[int, Backtest], n_boot: int = 2000, block: int = 21, seed: int = 0
 ) -> pd.DataFrame | None:
     """Per desk row over seeds: Sharpe mean and standard error, max drawdown, and the paired Sharpe difference
-    with each seed's agent chosen on validation, with its 95% bootstrap interval (seeds resampled, and blocks of
+    with each seed's agent chosen on validation, as the fund would hold it (the fund's limits) and as it trades
+    alone (its own profile's limits), each with a 95% bootstrap interval (seeds resampled, and blocks of
     `block` days within each)."""
     rows = {}
     per_seed: dict[int, dict[str, Track]] = {}
     for s, bt in backtests.items():
-        per_seed[s] = {t.name: t for t in bt.tracks if t.kind in ("desk", "baseline")}
-        chosen = next((t for t in per_seed[s].values() if "agent chosen on validation" in t.name), None)
+        per_seed[s] = {t.label: t for t in bt.tracks if t.kind in ("desk", "baseline")}
+        chosen = next((t for t in per_seed[s].values() if t.name == "desk baseline: agent chosen on validation"), None)
         if chosen is None:
             return None
         per_seed[s]["__chosen__"] = chosen
     seeds = sorted(per_seed)
     names = [n for n in per_seed[seeds[0]] if n != "__chosen__" and all(n in per_seed[s] for s in seeds)]
+    references = {"fund limits": "__chosen__"} | ({"own limits": OWN_LIMITS} if OWN_LIMITS in names else {})
     rng = np.random.default_rng(seed)
-    for name in names:
-        sharpe = np.array([metrics.sharpe(per_seed[s][name].returns) for s in seeds])
-        mdd = np.array([metrics.max_drawdown(per_seed[s][name].returns) for s in seeds])
-        diff = sharpe - np.array([metrics.sharpe(per_seed[s]["__chosen__"].returns) for s in seeds])
+
+    def paired(name: str, ref: str) -> tuple[float, str]:
+        diff = [metrics.sharpe(per_seed[s][name].returns) - metrics.sharpe(per_seed[s][ref].returns) for s in seeds]
         boots = np.empty(n_boot)
         for b in range(n_boot):
-            picked = rng.choice(seeds, size=len(seeds))
             d = []
-            for s in picked:
-                r, c = per_seed[s][name].returns, per_seed[s]["__chosen__"].returns
+            for s in rng.choice(seeds, size=len(seeds)):
+                r, c = per_seed[s][name].returns, per_seed[s][ref].returns
                 idx = _block_indices(rng, len(r), block)
                 d.append(metrics.sharpe(r[idx]) - metrics.sharpe(c[idx]))
             boots[b] = np.nanmean(d)
-        se = sharpe.std(ddof=1) / np.sqrt(len(seeds)) if len(seeds) > 1 else np.nan
-        rows[name] = {
+        return float(np.mean(diff)), f"[{np.nanquantile(boots, 0.025):+.2f}, {np.nanquantile(boots, 0.975):+.2f}]"
+
+    for name in names:
+        sharpe = np.array([metrics.sharpe(per_seed[s][name].returns) for s in seeds])
+        mdd = np.array([metrics.max_drawdown(per_seed[s][name].returns) for s in seeds])
+        row = {
             "Sharpe mean": sharpe.mean(),
-            "Sharpe SE": se,
+            "Sharpe SE": sharpe.std(ddof=1) / np.sqrt(len(seeds)) if len(seeds) > 1 else np.nan,
             "max DD worst": mdd.min(),
-            "vs validation-chosen agent": diff.mean(),
-            "95% interval": f"[{np.nanquantile(boots, 0.025):+.2f}, {np.nanquantile(boots, 0.975):+.2f}]",
-            "seeds": len(seeds),
         }
+        for what, ref in references.items():
+            row[f"vs chosen agent ({what})"], row[f"95% interval ({what})"] = paired(name, ref)
+        rows[name] = row | {"seeds": len(seeds)}
     table = pd.DataFrame(rows).T
     table.index.name = "desk row"
     return table
@@ -159,13 +166,16 @@ def render_desk_seed_table(table: pd.DataFrame, split: str) -> str:
             "Sharpe mean": table["Sharpe mean"].map(lambda v: f"{v:.2f}"),
             "SE": table["Sharpe SE"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
             "worst max DD": table["max DD worst"].map(lambda v: f"{v:+.1%}"),
-            "vs validation-chosen agent": table["vs validation-chosen agent"].map(lambda v: f"{v:+.2f}"),
-            "95% interval": table["95% interval"],
         },
         index=table.index,
     )
+    for column in table.columns:
+        if column.startswith("vs chosen agent"):
+            shown[column] = table[column].map(lambda v: f"{v:+.2f}")
+        elif column.startswith("95% interval"):
+            shown[column] = table[column]
     seeds = int(table["seeds"].iloc[0])
     return (
-        f"desk on the {split} split over {seeds} seeds (Sharpe, paired with each seed's agent chosen on validation):\n"
-        + (shown.to_string())
+        f"desk on the {split} split over {seeds} seeds (Sharpe, paired with each seed's agent chosen on validation, "
+        "held by the fund under its limits and trading alone under its own):\n" + shown.to_string()
     )
