@@ -11,11 +11,12 @@
    routers and baselines through the fund, and their plots). Target: all routers together add under 20%.
 2. Figures. For every seed's best checkpoint: the agents, the baselines and every desk row on `--split`
    (deterministic, costs included), then per row the Sharpe ratio's mean and standard error over seeds,
-   annual return, worst max drawdown, turnover and costs; and which routers beat both the agent chosen on
-   validation and equal capital across the agents on mean Sharpe with every seed's max drawdown within
-   the fund's limit; then each desk row's Sharpe paired with each seed's agent chosen on validation, with
-   a 95% bootstrap interval (seeds resampled, and 21-day blocks within each). `seeds` is the number of
-   seeds that have the row (agents that act identically are one row in the seeds where they do).
+   annual return, worst max drawdown, turnover and costs; then each desk row's Sharpe paired with each
+   seed's agent chosen on validation, held by the fund and trading alone under its own limits, with 95%
+   bootstrap intervals (seeds resampled, and 21-day blocks within each); last, which routers beat both
+   equal capital across the agents and that agent (either way) on mean Sharpe with every seed's max
+   drawdown within the fund's limit. `seeds` is the number of seeds that have the row (agents that act
+   identically are one row in the seeds where they do).
 """
 
 from __future__ import annotations
