@@ -39,7 +39,7 @@ import yaml
 
 from wealtharena.cli import setup_logging
 from wealtharena.config import PROJECT_ROOT, coerce_config
-from wealtharena.ensemble.desk import run_desk
+from wealtharena.ensemble.desk import CHOSEN, CHOSEN_ALONE, run_desk
 from wealtharena.ensemble.report import desk_seed_table, render_desk_seed_table
 from wealtharena.envs.data import load_env_data
 from wealtharena.evaluation.backtest import Backtest, backtest
@@ -163,8 +163,8 @@ def summary(tables: dict[int, pd.DataFrame], max_drawdown: float) -> tuple[pd.Da
     )
     equal = out.loc["desk baseline: equal capital (agents)", "Sharpe mean"]
     winners = {}
-    for what in ("", ", own limits"):
-        chosen = out.loc[f"desk baseline: agent chosen on validation{what}", "Sharpe mean"]
+    for what, row_name in (("", CHOSEN), (", own limits", CHOSEN_ALONE)):
+        chosen = out.loc[row_name, "Sharpe mean"]
         winners[what] = [
             name
             for name, row in out.iterrows()

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 MIN_FIT_DAYS = 63  # the gate needs at least a quarter of validation days
 GATE_FILE = "desk_gate.json"
 TRACKS_FILE = "desk_agents-{split}.npz"  # the agents' tracks on the fit split, beside the checkpoint
+CHOSEN = "desk baseline: agent chosen on validation"  # held by the fund, under its limits
+CHOSEN_ALONE = f"{CHOSEN}, own limits"  # the same agent's own track
 
 
 @dataclass
@@ -359,8 +361,7 @@ def run_desk(
     # the chosen agent as it trades alone, under its own profile's limits (the row above is held by the fund)
     alone = experts.members[chosen][0]
     own = next(t for t in bt.agents() if alone in (t.members or (t.name,)))
-    name = "desk baseline: agent chosen on validation, own limits"
-    tracks.append(dataclasses.replace(own, name=name, kind="baseline", members=()))
+    tracks.append(dataclasses.replace(own, name=CHOSEN_ALONE, kind="baseline", members=()))
     # the like-for-like baseline: equal weight across the stocks under the fund's own limits and costs
     n = data.market.n_assets
     tracks += run_books(

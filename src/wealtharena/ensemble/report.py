@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import PercentFormatter
 
-from wealtharena.ensemble.desk import DeskResult, round_table_text
+from wealtharena.ensemble.desk import CHOSEN, CHOSEN_ALONE, DeskResult, round_table_text
 from wealtharena.evaluation.backtest import Backtest, Track
 from wealtharena.evaluation.report import ReportSection
 from wealtharena.portfolio import metrics
@@ -108,9 +108,6 @@ def _block_indices(rng: np.random.Generator, n: int, block: int) -> np.ndarray:
     return ((starts[:, None] + np.arange(block)[None, :]).ravel()[:n]) % n
 
 
-OWN_LIMITS = "desk baseline: agent chosen on validation, own limits"
-
-
 def desk_seed_table(
     backtests: dict[int, Backtest], n_boot: int = 2000, block: int = 21, seed: int = 0
 ) -> pd.DataFrame | None:
@@ -122,13 +119,13 @@ def desk_seed_table(
     per_seed: dict[int, dict[str, Track]] = {}
     for s, bt in backtests.items():
         per_seed[s] = {t.label: t for t in bt.tracks if t.kind in ("desk", "baseline")}
-        chosen = next((t for t in per_seed[s].values() if t.name == "desk baseline: agent chosen on validation"), None)
+        chosen = next((t for t in per_seed[s].values() if t.name == CHOSEN), None)
         if chosen is None:
             return None
         per_seed[s]["__chosen__"] = chosen
     seeds = sorted(per_seed)
     names = [n for n in per_seed[seeds[0]] if n != "__chosen__" and all(n in per_seed[s] for s in seeds)]
-    references = {"fund limits": "__chosen__"} | ({"own limits": OWN_LIMITS} if OWN_LIMITS in names else {})
+    references = {"fund limits": "__chosen__"} | ({"own limits": CHOSEN_ALONE} if CHOSEN_ALONE in names else {})
     rng = np.random.default_rng(seed)
 
     def paired(name: str, ref: str) -> tuple[float, str]:
