@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     data = prepare_data(cfg)  # 2-4. market data -> features -> env data, once
     experiment = args.experiment or cfg.name
     split = args.split or "validation"
-    with ray_session(cfg, args.address, local=not args.address):  # 5. Ray: local, or a cluster
+    obs_dim = len(data.observation_names(cfg.env.desk_observation))
+    with ray_session(cfg, args.address, obs_dim=obs_dim):  # 5. Ray: local, or a cluster
         if args.mode == "tune":
             best = run_tune(cfg, data, experiment)
             print(

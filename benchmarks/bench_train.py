@@ -175,7 +175,7 @@ def main() -> None:
         "critic_dim": len(cfg.training.critic_inputs() or []) * probe.core.n,
     }
     rows = []
-    with ray_session(cfg, local=True):
+    with ray_session(cfg, obs_dim=len(data.observation_names(cfg.env.desk_observation))):
         holder = publish(data)  # noqa: F841  (every runner takes the driver's data)
         register_env("wealtharena_noop", lambda c: NoOpMultiAgentEnv(dict(c)))
         plain = cfg.model_copy(update={"training": cfg.training.model_copy(update={"vector_env": False})})

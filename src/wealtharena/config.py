@@ -487,11 +487,16 @@ class TrainingConfig(_Strict):
     """Training iterations of a run (about 5 minutes for the default on 2 cores)."""
     num_env_runners: Annotated[int, Field(ge=0, le=1024)] = 2
     """Ray actors that sample episodes (0: the driver samples)."""
-    num_envs_per_env_runner: PositiveInt = 4
-    """Episodes each runner steps at once."""
-    vector_env: bool = True
-    """Each runner steps its episodes in one `MultiAgentTradingVectorEnv` call (`VectorEnvRunner`); false:
-    RLlib's runner over separate env objects."""
+    num_envs_per_env_runner: PositiveInt = 32
+    """Episodes each runner steps at once (one array step of all of them)."""
+    runner: Literal["array", "vector", "rllib"] = "array"
+    """How env runners sample. `array` (PPO, A2C): the episodes' arrays straight into the train batch
+    (`ArrayEnvRunner`, advantages computed in the runner); `vector`: RLlib episodes from one
+    `MultiAgentTradingVectorEnv` per runner (`VectorEnvRunner`; what SAC always uses); `rllib`: RLlib's own
+    runner over separate env objects."""
+    learner_threads: PositiveInt | None = None
+    """Torch threads of the learner while it updates (the runners wait meanwhile); null: the cores this process
+    may use. Sampling in the driver always uses one."""
     num_cpus: PositiveInt | None = None
     """CPUs of the local Ray session; null: the machine's. Ignored on a cluster (`--address`)."""
     num_cpus_per_env_runner: Annotated[float, Field(gt=0.0, le=64.0)] = 1.0
@@ -546,6 +551,10 @@ class TrainingConfig(_Strict):
         """The policy's starting log-std: its own `policies.<p>.log_std_init`, else `log_std_init`."""
         own = self.policy(policy).log_std_init
         return self.log_std_init if own is None else own
+
+    def sampler(self) -> Literal["array", "vector", "rllib"]:
+        """The runner actually used: SAC learns from RLlib episodes, so `array` means `vector` for it."""
+        return "vector" if self.algorithm == "sac" and self.runner == "array" else self.runner
 
     def critic_inputs(self) -> list[int] | None:
         """`critic_horizons` where they apply (PPO / A2C on the asset-shared network), else None."""

@@ -54,7 +54,7 @@ def test_other_algorithms_train_two_iterations(ray_local, tiny_config, sample_da
 
 
 def test_rllibs_own_env_runner_and_default_network_still_train(ray_local, tiny_config, sample_data, tmp_path):
-    """training.vector_env: false goes back to RLlib's MultiAgentEnvRunner over separate envs,
+    """training.runner: rllib goes back to RLlib's MultiAgentEnvRunner over separate envs,
     training.network: mlp to RLlib's default MLP on the whole observation."""
     from wealtharena.training.inference import TrainedPolicy
 
@@ -62,7 +62,7 @@ def test_rllibs_own_env_runner_and_default_network_still_train(ray_local, tiny_c
     policies["conservative"] = policies["conservative"].model_copy(update={"log_std_init": -2.0})
     cfg = _with(
         tiny_config,
-        vector_env=False,
+        runner="rllib",
         network="mlp",
         log_std_init=-1.0,
         checkpoint_dir=tmp_path,
@@ -405,14 +405,13 @@ def test_policy_build_order_does_not_depend_on_the_hash_seed(tiny_config, tmp_pa
 
 
 def test_vector_env_runner_samples_what_the_single_env_gives(ray_local, tiny_config, sample_data):
-    """The default training runner steps all its episodes in one MultiAgentTradingVectorEnv; every
-    episode it hands to the learner replays identically through MultiAgentTradingEnv (autoresets
-    between episodes included)."""
+    """The vector runner steps all its episodes in one MultiAgentTradingVectorEnv; every episode it hands
+    to the learner replays identically through MultiAgentTradingEnv (autoresets between episodes included)."""
     from tests.envs.test_vector_env import _Start
     from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv, MultiAgentTradingVectorEnv
     from wealtharena.training.algorithms import build_algorithm_config
 
-    cfg = _with(tiny_config, num_env_runners=0, num_envs_per_env_runner=3)
+    cfg = _with(tiny_config, num_env_runners=0, num_envs_per_env_runner=3, runner="vector")
     config = build_algorithm_config(cfg, sample_data)
     config = config.environment(env_config={**config.env_config, "step_infos": True})
     algo = config.build_algo()
@@ -454,7 +453,7 @@ def test_critic_inputs_reach_the_value_function_aligned_with_their_observations(
     from wealtharena.training.algorithms import build_algorithm_config
     from wealtharena.training.models import CRITIC
 
-    cfg = _with(tiny_config, num_env_runners=0, num_envs_per_env_runner=2, critic_horizons=[1, 5])
+    cfg = _with(tiny_config, num_env_runners=0, num_envs_per_env_runner=2, critic_horizons=[1, 5], runner="vector")
     algo = build_algorithm_config(cfg, sample_data).build_algo()
     try:
         episodes = algo.env_runner.sample(num_timesteps=120)

@@ -130,10 +130,20 @@ class TradingCore:
         rng: np.random.Generator | None,
         episode_length: int | None,
         starts: np.ndarray | None = None,
+        lengths: np.ndarray | None = None,
     ) -> np.ndarray:
         """Draw (rng given), take (`starts`) or fix (the split's first usable row) the first day of
-        each episode."""
+        each episode; `lengths` (one per episode, with rng) gives episodes their own lengths."""
         length = min(episode_length or self.max_steps(), self.max_steps())
+        if lengths is not None and rng is not None:
+            own = np.minimum(np.asarray(lengths, dtype=np.int64), self.max_steps())
+            t0 = rng.integers(self.lo, self.hi - own + 1)
+            self.t0[envs] = t0
+            self.t_end[envs] = t0 + own
+            self.length[envs] = own
+            if self.shuffle:
+                self.order.draw(envs, rng)
+            return t0
         latest = self.hi - length
         if starts is not None:
             t0 = np.asarray(starts, dtype=np.int64)
@@ -170,11 +180,13 @@ class TradingCore:
         episode_length: int | None,
         envs: np.ndarray | None = None,
         starts: np.ndarray | None = None,
+        lengths: np.ndarray | None = None,
     ) -> np.ndarray:
         """Start episodes (all, or `envs`) at a random row (rng given), at the given first rows
-        (`starts`, one per episode), or at the split's first usable row; returns obs [K, D]."""
+        (`starts`, one per episode), or at the split's first usable row; returns obs [K, D].
+        `lengths` (with rng): each episode's own length (at most the split's), instead of `episode_length`."""
         envs = np.arange(self.n_envs) if envs is None else np.asarray(envs, dtype=np.int64)
-        t0 = self._starts(envs, rng, episode_length, starts)
+        t0 = self._starts(envs, rng, episode_length, starts, lengths)
         rows = self._rows(envs)
         if len(envs) == self.n_envs:
             self.portfolio.reset(t0[0] if self.n_envs == 1 else np.repeat(t0, self.n_agents))

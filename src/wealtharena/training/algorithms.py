@@ -19,8 +19,11 @@ from ray.tune.registry import register_env
 from wealtharena.config import Config
 from wealtharena.envs.data import EnvData
 from wealtharena.training.a2c import A2CConfig
+from wealtharena.training.array_algorithm import ArrayA2C, ArrayPPO
+from wealtharena.training.array_runner import ArrayEnvRunner
 from wealtharena.training.data_service import make_env
 from wealtharena.training.env_runner import VectorEnvRunner
+from wealtharena.training.learner import ArrayA2CLearner, ArrayPPOLearner
 from wealtharena.training.models import AssetSharedModule, CriticInputs, asset_layout
 
 ENV_NAME = "wealtharena_ma"
@@ -49,7 +52,14 @@ def build_algorithm_config(cfg: Config, data: EnvData, seed: int | None = None) 
     tr = cfg.training
     policies = cfg.policy_ids
     hidden = {p: tr.policy(p).hidden for p in policies}
-    base: AlgorithmConfig = {"ppo": PPOConfig, "a2c": A2CConfig, "sac": SACConfig}[tr.algorithm]()
+    sampler = tr.sampler()
+    if sampler == "array":  # PPO / A2C trained from array rollouts (training/array_algorithm.py)
+        base: AlgorithmConfig = {"ppo": PPOConfig, "a2c": A2CConfig}[tr.algorithm](
+            algo_class={"ppo": ArrayPPO, "a2c": ArrayA2C}[tr.algorithm]
+        )
+    else:
+        base = {"ppo": PPOConfig, "a2c": A2CConfig, "sac": SACConfig}[tr.algorithm]()
+    runner_cls = {"array": ArrayEnvRunner, "vector": VectorEnvRunner, "rllib": None}[sampler]
     # infos only on each agent's last step: RLlib does not learn from them (see EnvOptions.step_infos)
     critic = tr.critic_inputs()
     env_config = {
@@ -66,7 +76,7 @@ def build_algorithm_config(cfg: Config, data: EnvData, seed: int | None = None) 
             num_envs_per_env_runner=tr.num_envs_per_env_runner,
             num_cpus_per_env_runner=tr.num_cpus_per_env_runner,
             custom_resources_per_env_runner=dict(tr.custom_resources_per_env_runner),
-            env_runner_cls=VectorEnvRunner if tr.vector_env else None,
+            env_runner_cls=runner_cls,
         )
         .learners(num_learners=0, num_gpus_per_learner=learner_gpus(tr.num_gpus_per_learner))
         .multi_agent(
@@ -110,7 +120,9 @@ def build_algorithm_config(cfg: Config, data: EnvData, seed: int | None = None) 
         }
         if tr.algorithm == "ppo":
             kwargs |= {"minibatch_size": tr.minibatch_size, "num_epochs": tr.num_epochs, "lambda_": tr.gae_lambda}
-        if critic:
+        if sampler == "array":  # the batch arrives with every column: no learner connector pipeline
+            kwargs["learner_class"] = {"ppo": ArrayPPOLearner, "a2c": ArrayA2CLearner}[tr.algorithm]
+        elif critic:
             kwargs["learner_connector"] = _critic_connector
         config = config.training(**kwargs)
         if tr.network == "asset_shared":

@@ -149,8 +149,13 @@ class AssetSharedModule(TorchRLModule, ValueFunctionAPI):
     def _scores(self, obs: torch.Tensor) -> torch.Tensor:
         shared = obs[:, self.shared_idx]  # [B, G]
         own = obs[:, self.asset_idx]  # [B, N, P]
-        ctx = shared.unsqueeze(1).expand(-1, own.shape[1], -1)
-        assets = self.scorer(torch.cat([own, ctx], dim=-1)).squeeze(-1)  # [B, N]
+        # The scorer's first layer on [own, shared] is W_own @ own + W_shared @ shared + b: the shared part is
+        # computed once per row and broadcast over the assets instead of being copied next to each asset.
+        first: nn.Linear = self.scorer[0]  # type: ignore[assignment]
+        p = own.shape[-1]
+        ctx = torch.addmm(first.bias, shared, first.weight[:, p:].t())  # [B, H]
+        h = torch.matmul(own, first.weight[:, :p].t()) + ctx.unsqueeze(1)  # [B, N, H]
+        assets = self.scorer[1:](h).squeeze(-1)  # [B, N]
         return torch.cat([assets, self.cash(shared)], dim=-1)  # [B, N + 1]
 
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

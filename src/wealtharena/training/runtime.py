@@ -23,10 +23,22 @@ log = logging.getLogger(__name__)
 RUNTIME_ENV = {"env_vars": {"PYTHONHASHSEED": "0"}}
 
 
+MIN_OBJECT_STORE = 256 * 2**20
+
+
+def object_store_bytes(cfg: Config, obs_dim: int | None) -> int:
+    """Object store for a local session: room for two iterations of the train batch in flight from the env
+    runners (observations dominate: train_batch_size x agents x obs_dim float32), at least 256 MB."""
+    if not obs_dim:
+        return MIN_OBJECT_STORE
+    per_iteration = cfg.training.train_batch_size * len(cfg.agents) * (4 * obs_dim + 256)
+    return max(MIN_OBJECT_STORE, 2 * per_iteration)
+
+
 @contextmanager
-def ray_session(cfg: Config, address: str | None = None, local: bool = False) -> Iterator[None]:
-    """A quiet Ray session: local (small object store, no dashboard) or `address` of a cluster.
-    Leaves a session that is already running (e.g. a test's) alone."""
+def ray_session(cfg: Config, address: str | None = None, obs_dim: int | None = None) -> Iterator[None]:
+    """A quiet Ray session: local (an object store sized for the run's batches, `object_store_bytes`; no
+    dashboard) or `address` of a cluster. Leaves a session that is already running (e.g. a test's) alone."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     torch.set_num_threads(1)
@@ -38,7 +50,7 @@ def ray_session(cfg: Config, address: str | None = None, local: bool = False) ->
         ray.init(address=address, **kwargs)
     else:
         cpus = cfg.training.num_cpus or os.cpu_count() or 2
-        ray.init(num_cpus=cpus, object_store_memory=(256 if local else 512) * 2**20, include_dashboard=False, **kwargs)
+        ray.init(num_cpus=cpus, object_store_memory=object_store_bytes(cfg, obs_dim), include_dashboard=False, **kwargs)
     try:
         yield
     finally:
