@@ -1,47 +1,61 @@
 #!/usr/bin/env python
-"""PPO training throughput of WealthArena's 5-agent env against the same run with a no-op env of
-identical spaces (5 agents, same observation and action shapes, same episode length): RLlib's
-own ceiling on this machine. Target: ours >= 0.9x the no-op figure.
+"""PPO training throughput of WealthArena's 5-agent env, four ways, in one run:
 
-Four runs, same PPO config:
-- no-op env, RLlib's MultiAgentEnvRunner (separate env objects in RLlib's SyncVectorMultiAgentEnv):
-  the ceiling the target refers to;
-- MultiAgentTradingEnv on that same runner (`training.vector_env: false`);
-- MultiAgentTradingVectorEnv on `VectorEnvRunner` (the default training path: one call steps
-  all episodes of a runner);
-- a no-op vector env on `VectorEnvRunner`: the ceiling of that path (it also skips RLlib's
-  per-step deep copy of the observation dicts, so it sits above the first row).
+(a) a no-op env of identical spaces (5 agents, same observation and action shapes, same episode
+    length) on RLlib's own runner: RLlib's ceiling on this machine, whatever the env;
+(b) MultiAgentTradingVectorEnv on `VectorEnvRunner` (`training.runner: vector`): RLlib episodes from
+    one array step of all a runner's episodes (`--vector-envs` per runner, 4 by default: the
+    fastest it was measured at);
+(c) the array path (`training.runner: array`, the default): `ArrayEnvRunner` + `ArrayPPO`;
+(d) a bare single-process PPO loop over the same core and networks (benchmarks/bare_ppo.py): the
+    yardstick of what these cores do with this env and network, without RLlib.
 
-    python benchmarks/bench_train.py [--config default] [--iterations 3] [--rounds 3] [--runners N] [--envs N]
-                                     [--batch N]
+Targets on 2 cores: (c) >= 2.5x (a) and >= 0.8x (d) on the default config; on the production config
+(c) >= 2.5x (b).
 
-env steps/s = env steps sampled / wall time of algo.train(). Both algorithms are built once, warmed
-up by one iteration, then measured in alternating rounds (no-op, ours, no-op, ours, ...) so that
-drift in the machine's speed hits both alike; the figure is the median over all measured iterations.
+    python benchmarks/bench_train.py [--config default] [--iterations 3] [--rounds 3] [--runners N]
+                                     [--envs N] [--vector-envs 4] [--batch N]
+
+env steps/s = env steps sampled / wall time of one iteration (`algo.train()`, or one sample + update of
+(d)). Everything is built once and warmed up by one iteration, then measured in alternating rounds
+(a, b, c, d, a, b, ...) so that drift in the machine's speed hits all alike; the figure is the median over
+all measured iterations. (c)'s iteration is also split into where it spends its time (RLlib's timers of
+the last iteration: sampling, building the train batch, the learner update, the weight sync).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing as mp
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from gymnasium import spaces
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
-from ray.rllib.env.vector.vector_multi_agent_env import VectorMultiAgentEnv
 from ray.tune.registry import register_env
 
 from wealtharena.config import load_config
 from wealtharena.envs.data import load_env_data
-from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv, _EnvSlot
+from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
 from wealtharena.training.algorithms import build_algorithm_config
 from wealtharena.training.data_service import publish
-from wealtharena.training.env_runner import VectorEnvRunner
 from wealtharena.training.runtime import ray_session
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bare_ppo import BarePPO  # noqa: E402  (a sibling script, not part of the package)
+
+TIMERS = {
+    "sampling": "env_runner_sampling_timer",
+    "train batch": "train_batch_build",
+    "update": "learner_update_timer",
+    "weight sync": "synch_weights",
+}
 
 
 class NoOpMultiAgentEnv(MultiAgentEnv):
@@ -81,90 +95,49 @@ class NoOpMultiAgentEnv(MultiAgentEnv):
         return obs, rew, term, trunc, self.infos(action_dict)
 
 
-class NoOpVectorMultiAgentEnv(VectorMultiAgentEnv):
-    """`num_envs` no-op episodes in RLlib's vector multi-agent API (NEXT_STEP autoreset)."""
-
-    metadata = {"autoreset_mode": "next_step"}
-
-    def __init__(self, num_envs: int, env_config: dict):
-        self.one = NoOpMultiAgentEnv(env_config)
-        self.agent_ids = list(self.one.possible_agents)
-        self.num_envs = num_envs
-        self.single_observation_spaces = self.one.observation_spaces
-        self.single_action_spaces = self.one.action_spaces
-        self.single_observation_space = spaces.Dict(self.single_observation_spaces)
-        self.single_action_space = spaces.Dict(self.single_action_spaces)
-        self.envs = [_EnvSlot(self) for _ in range(num_envs)]
-        self.t = np.zeros(num_envs, dtype=int)
-
-    def reset(self, *, seed=None, options=None):
-        self.t[:] = 0
-        o = self.one._obs
-        return [{a: o for a in self.agent_ids} for _ in range(self.num_envs)], [
-            self.one.infos(self.agent_ids) for _ in range(self.num_envs)
-        ]
-
-    def step(self, actions):
-        out = ([], [], [], [], [])
-        o, length = self.one._obs, self.one.length
-        for e in range(self.num_envs):
-            self.t[e] = 0 if self.t[e] >= length else self.t[e] + 1  # autoreset: the reset obs, no step
-            done = bool(self.t[e] >= length)
-            rew = {a: 0.0 for a in self.agent_ids}
-            for lst, d in zip(
-                out,
-                (
-                    {a: o for a in self.agent_ids},
-                    rew,
-                    {a: False for a in self.agent_ids} | {"__all__": False},
-                    {a: done for a in self.agent_ids} | {"__all__": done},
-                    self.one.infos(self.agent_ids),
-                ),
-            ):
-                lst.append(d)
-        return out
+def _bare_worker(conn, config: str, overrides: dict, envs: int, threads: int) -> None:
+    """(d) in a process of its own (no Ray, no other algorithm in memory): one iteration per request."""
+    logging.disable(logging.WARNING)
+    cfg = load_config(config, overrides)
+    bare = BarePPO(cfg, load_env_data(cfg), envs, threads=threads, seed=cfg.seed)
+    while conn.recv():
+        conn.send(bare.iteration()[2])
 
 
-class NoOpVectorEnvRunner(VectorEnvRunner):
-    """`VectorEnvRunner` over the no-op vector env (no market data needed)."""
-
-    def build_env(self, num_envs: int, env_config: dict):
-        return NoOpVectorMultiAgentEnv(num_envs, env_config)
-
-
-def measure(algo, iterations: int) -> list[float]:
-    """env steps/s of each of `iterations` training iterations."""
+def measure(step, iterations: int) -> list[float]:
+    """env steps/s of each of `iterations` calls of `step` (which returns the env steps it took)."""
     rates = []
     for _ in range(iterations):
         t0 = time.perf_counter()
-        result = algo.train()
-        rates.append(result["env_runners"]["num_env_steps_sampled"] / (time.perf_counter() - t0))
+        steps = step()
+        rates.append(steps / (time.perf_counter() - t0))
     return rates
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="default", help="config name or path (default: config/default.yaml)")
     p.add_argument("--iterations", type=int, default=3, help="iterations per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--runners", type=int, default=None, help="env runners (default: the config's)")
-    p.add_argument("--envs", type=int, default=None, help="episodes per runner (default: the config's)")
-    p.add_argument("--batch", type=int, default=None, help="train batch size (default: config/default.yaml's)")
+    p.add_argument("--envs", type=int, default=None, help="episodes per runner, (a) and (c) (default: the config's)")
+    p.add_argument("--vector-envs", type=int, default=4, help="episodes per runner of (b)")
+    p.add_argument("--bare-envs", type=int, default=64, help="episodes stepped together by (d)")
+    p.add_argument("--batch", type=int, default=None, help="train batch size (default: the config's)")
     args = p.parse_args()
     logging.disable(logging.WARNING)
     base = load_config(args.config)
     runners = base.training.num_env_runners if args.runners is None else args.runners
     envs = base.training.num_envs_per_env_runner if args.envs is None else args.envs
-    cfg = load_config(
-        args.config,
-        {
-            "training.num_env_runners": runners,
-            "training.num_envs_per_env_runner": envs,
-            **({"training.train_batch_size": args.batch} if args.batch else {}),
-            # logical CPUs: the four algorithms train one at a time
-            "training.num_cpus": 4 * max(runners, 1),
-        },
-    )
+    overrides = {
+        "training.num_env_runners": runners,
+        "training.num_envs_per_env_runner": envs,
+        **({"training.train_batch_size": args.batch} if args.batch else {}),
+        # logical CPUs: the algorithms train one at a time
+        "training.num_cpus": 3 * max(runners, 1),
+    }
+    cfg = load_config(args.config, overrides)
+    cores = len(os.sched_getaffinity(0))
     data = load_env_data(cfg)
     probe = MultiAgentTradingEnv({"config": cfg}, data=data)
     noop_config = {
@@ -174,50 +147,69 @@ def main() -> None:
         "length": cfg.env.episode_length,
         "critic_dim": len(cfg.training.critic_inputs() or []) * probe.core.n,
     }
-    rows = []
-    with ray_session(cfg, obs_dim=len(data.observation_names(cfg.env.desk_observation))):
+    rows, split = [], {}
+    with ray_session(cfg, obs_dim=probe.core.dim):
         holder = publish(data)  # noqa: F841  (every runner takes the driver's data)
         register_env("wealtharena_noop", lambda c: NoOpMultiAgentEnv(dict(c)))
-        plain = cfg.model_copy(update={"training": cfg.training.model_copy(update={"vector_env": False})})
-        noop = build_algorithm_config(plain, data).environment("wealtharena_noop", env_config=noop_config)
-        noop_vec = (
-            build_algorithm_config(cfg, data)
-            .environment("wealtharena_noop", env_config=noop_config)
-            .env_runners(env_runner_cls=NoOpVectorEnvRunner)
-        )
+
+        def variant(**training):
+            return cfg.model_copy(update={"training": cfg.training.model_copy(update=training)})
+
+        rllib = variant(runner="rllib")
+        vector = variant(runner="vector", num_envs_per_env_runner=args.vector_envs)
         algos = {
-            "no-op env, RLlib's runner (ceiling)": noop.build_algo(),
-            "MultiAgentTradingEnv, RLlib's runner": build_algorithm_config(plain, data).build_algo(),
-            "MultiAgentTradingVectorEnv, VectorEnvRunner (default)": build_algorithm_config(cfg, data).build_algo(),
-            "no-op vector env, VectorEnvRunner": noop_vec.build_algo(),
+            "(a) no-op env, RLlib's runner": build_algorithm_config(rllib, data)
+            .environment("wealtharena_noop", env_config=noop_config)
+            .build_algo(),
+            f"(b) VectorEnvRunner ({args.vector_envs} episodes per runner)": build_algorithm_config(
+                vector, data
+            ).build_algo(),
+            "(c) array path (ArrayEnvRunner + ArrayPPO)": build_algorithm_config(cfg, data).build_algo(),
         }
+        conn, child = mp.get_context("spawn").Pipe()
+        worker = mp.get_context("spawn").Process(
+            target=_bare_worker, args=(child, args.config, overrides, args.bare_envs, cores), daemon=True
+        )
+        worker.start()
+        bare_name = f"(d) bare single-process loop ({args.bare_envs} episodes)"
+
+        def bare_step() -> int:
+            conn.send(True)
+            return int(conn.recv())
+
+        steps = {
+            name: (lambda a=algo: a.train()["env_runners"]["num_env_steps_sampled"]) for name, algo in algos.items()
+        }
+        steps[bare_name] = bare_step
         try:
-            rates: dict[str, list[float]] = {name: [] for name in algos}
-            for algo in algos.values():
-                algo.train()  # warm-up: first sampling, module build
+            rates: dict[str, list[float]] = {name: [] for name in steps}
+            for step in steps.values():
+                step()  # warm-up: first sampling, module build
             for _ in range(args.rounds):
-                for name, algo in algos.items():
-                    rates[name] += measure(algo, args.iterations)
+                for name, step in steps.items():
+                    rates[name] += measure(step, args.iterations)
+            array = algos["(c) array path (ArrayEnvRunner + ArrayPPO)"]
+            timers = array.train()["timers"]
+            split = {k: timers.get(v, float("nan")) for k, v in TIMERS.items()}
         finally:
             for algo in algos.values():
                 algo.stop()
+            conn.send(False)
+            worker.join(timeout=30)
         for name, r in rates.items():
             rows.append(
-                {
-                    "env": name,
-                    "env steps/s": round(statistics.median(r)),
-                    "runners x envs": f"{runners} x {envs}",
-                    "batch": cfg.training.train_batch_size,
-                    "range": f"{min(r):.0f}-{max(r):.0f}",
-                }
+                {"path": name, "env steps/s": round(statistics.median(r)), "range": f"{min(r):.0f}-{max(r):.0f}"}
             )
     table = pd.DataFrame(rows)
-    table["ratio to no-op"] = (table["env steps/s"] / table["env steps/s"].iloc[0]).round(2)
+    table["ratio to (a)"] = (table["env steps/s"] / table["env steps/s"].iloc[0]).round(2)
+    c, b, d = (table["env steps/s"].iloc[i] for i in (2, 1, 3))
     print(
-        f"PPO, config {args.config}, torch threads 1, {os.cpu_count()} cores, "
-        f"critic inputs {cfg.training.critic_inputs()}"
+        f"PPO, config {args.config}, {runners} runners x {envs} episodes, batch {cfg.training.train_batch_size}, "
+        f"{cores} cores, learner threads {cfg.training.learner_threads or cores}"
     )
     print(table.to_string(index=False))
+    print(f"(c) / (b) = {c / b:.2f}, (c) / (d) = {c / d:.2f}")
+    print("(c) one iteration: " + ", ".join(f"{k} {v:.2f} s" for k, v in split.items()))
 
 
 if __name__ == "__main__":

@@ -446,7 +446,8 @@ class PolicyConfig(_Strict):
     """Hidden layers of the policy: the per-asset scorer and the cash head (`network: asset_shared`) or the
     whole-observation MLP (`network: mlp`); [] makes them linear."""
     vf_hidden: list[PositiveInt] = Field(default_factory=lambda: [128, 128])
-    """Hidden layers of the value function on the whole observation (`asset_shared`); [] makes it linear."""
+    """Hidden layers of the value function (`network: asset_shared`; see `training.value_network`); [] makes it
+    linear."""
     lr: Positive | None = None
     """This policy's learning rate; null: `training.lr`."""
     log_std_init: Annotated[float, Field(ge=-5.0, le=1.0)] | None = None
@@ -522,6 +523,10 @@ class TrainingConfig(_Strict):
     RLlib's default (std about 1, which makes every exploratory day a random, concentrated book)."""
     network: Literal["asset_shared", "mlp"] = "asset_shared"
     """PPO / A2C policy network: one scorer shared by all assets (training/models.py) or RLlib's MLP. SAC: mlp."""
+    value_network: Literal["dense", "asset_shared"] = "dense"
+    """PPO / A2C on asset_shared: the value function. `dense`: an MLP (`vf_hidden`) on the whole observation;
+    `asset_shared`: an MLP (`vf_hidden`) on each asset's own columns and the shared ones, as the policy's scorer
+    reads them, averaged over the assets: its cost grows with the per-asset width, not with window x assets."""
     critic_horizons: list[Annotated[int, Field(ge=1, le=252)]] | None = None
     """PPO / A2C on asset_shared: the value function (only) also sees the market's realised returns over the next
     h days, an input-driven baseline (Mao et al. 2019). The policy never sees them. null: off."""
@@ -564,6 +569,11 @@ class TrainingConfig(_Strict):
 
     @model_validator(mode="after")
     def _batch(self) -> TrainingConfig:
+        if self.critic_inputs() and self.value_network == "asset_shared":
+            raise ValueError(
+                "training.critic_horizons feed the dense value network only: set training.value_network: dense "
+                "or training.critic_horizons: null"
+            )
         if self.minibatch_size > self.train_batch_size:
             raise ValueError(f"minibatch_size {self.minibatch_size} exceeds train_batch_size {self.train_batch_size}")
         return self

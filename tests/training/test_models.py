@@ -120,3 +120,48 @@ def test_each_policy_can_start_at_its_own_log_std(env, sample_config, sample_dat
         for p in cfg.policy_ids
     }
     assert starts == {"conservative": [-2.0], "balanced": [-1.0], "aggressive": [-1.0]}
+
+
+def test_asset_shared_value_reads_assets_like_the_scorer_and_ignores_their_order(env, layout):
+    """value_network: asset_shared: one MLP on each asset's columns and the shared ones, averaged over the
+    assets; the value does not move when the assets are shown in another order, and its size does not
+    grow with the number of assets."""
+    obs_space = spaces.Box(-10, 10, (env.core.dim,), np.float32)
+    act_space = spaces.Box(-1, 1, (env.core.n + 1,), np.float32)
+    torch.manual_seed(0)
+    module = AssetSharedModule(
+        observation_space=obs_space,
+        action_space=act_space,
+        model_config={**layout, "hidden": [8], "vf_hidden": [16, 16], "value_network": "asset_shared"},
+    )
+    p = 35 + 3 + len(layout["shared"])
+    assert sum(x.numel() for x in module.vf.parameters()) == p * 16 + 16 + 16 * 16 + 16 + 16 + 1
+    obs, _ = env.reset(seed=3)
+    x = torch.as_tensor(np.stack(list(obs.values())))
+    idx = np.array(layout["asset"])
+    perm = np.random.default_rng(1).permutation(20)
+    y = x.clone()
+    y[:, idx.ravel()] = x[:, idx[perm].ravel()]
+    with torch.no_grad():
+        v, w = module.compute_values({Columns.OBS: x}), module.compute_values({Columns.OBS: y})
+        own, shared = x[:, idx], x[:, layout["shared"]]
+        both = torch.cat([own, shared.unsqueeze(1).expand(-1, 20, -1)], -1)
+        by_hand = module.vf(both).mean(dim=(1, 2))
+        for q in module.scorer.parameters():  # the scorer's split first layer, against the plain concatenation
+            q.normal_(0, 0.3)
+        scores = module._scores(x)[:, :20]
+    torch.testing.assert_close(scores, module.scorer(both).squeeze(-1))
+    torch.testing.assert_close(v, w)
+    torch.testing.assert_close(v, by_hand)
+    with pytest.raises(ValueError, match="critic_horizons feed the dense value network"):
+        AssetSharedModule(
+            observation_space=obs_space,
+            action_space=act_space,
+            model_config={
+                **layout,
+                "hidden": [8],
+                "vf_hidden": [8],
+                "value_network": "asset_shared",
+                "critic_horizons": [5],
+            },
+        )

@@ -141,6 +141,7 @@ def build_algorithm_config(cfg: Config, data: EnvData, seed: int | None = None) 
                         "log_std_init": tr.log_std_of(p),
                         "critic_horizons": critic or [],
                         "vf_hidden": tr.policy(p).vf_hidden,
+                        "value_network": tr.value_network,
                     },
                 )
                 for p in policies

@@ -45,7 +45,11 @@ def compat_key(cfg: Config) -> dict[str, Any]:
                 "agents": [(a.id, a.profile) for a in cfg.agents],
                 "algorithm": tr.algorithm,
                 "network": tr.network if tr.algorithm != "sac" else "mlp",
-                "networks": {p: [tr.policy(p).hidden, tr.policy(p).vf_hidden] for p in cfg.policy_ids},
+                "networks": {
+                    p: [tr.policy(p).hidden, tr.policy(p).vf_hidden]
+                    + (["asset_shared_value"] if tr.value_network == "asset_shared" else [])
+                    for p in cfg.policy_ids
+                },
                 "critic_horizons": tr.critic_inputs(),
             }
         )
