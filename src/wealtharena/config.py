@@ -313,6 +313,12 @@ class RiskConfig(_Strict):
     """After a halt: resume after `resume_after_days` with the peak reset (`cooldown`), or never."""
     resume_after_days: Annotated[int, Field(ge=0, le=504)] = 21
     """Days a halted book waits before it may trade again."""
+    reduce_exit: Literal["recovery", "cooldown"] = "cooldown"
+    """How a reduce-only book (drawdown past `max_drawdown`) trades normally again: when its drawdown recovers
+    below `max_drawdown` (`recovery`, which a book in cash never earns), or also after `reduce_after_days` days
+    with its peak reset to its current value (`cooldown`, as a halt resumes)."""
+    reduce_after_days: Annotated[int, Field(ge=1, le=1260)] = 63
+    """Days a book stays reduce-only before its peak resets (`reduce_exit: cooldown`)."""
     var_confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     """Confidence of the one-day value at risk (the same for every agent)."""
     var_limit: PositiveFraction = 0.05

@@ -9,7 +9,7 @@ from tests.conftest import risk_config, synthetic_market
 from wealtharena.config import ExecutionConfig, RiskConfig
 from wealtharena.errors import RiskInputError
 from wealtharena.portfolio import MarketRisk, PortfolioManager, RiskLimits, RiskManager
-from wealtharena.portfolio.risk import HALTED, REDUCING
+from wealtharena.portfolio.risk import HALTED, NORMAL, REDUCING
 
 FREE = ExecutionConfig(commission_bps=0, slippage_bps=0, slippage_vol_coef=0, impact_coef=0)
 
@@ -153,7 +153,7 @@ def test_drawdown_states_reduce_halt_resume(sample_market):
         res = pm.step(w)
         state = int(pm.risk.state[0])
         seen.setdefault(state, str(m.dates[pm.t - 1]))
-        dd = pm.risk.drawdown[0]
+        dd = res.drawdown_before[0]  # the drawdown the gate acted on at the decision
         if state == REDUCING:
             assert (res.allowed <= current + 1e-12).all() and dd >= 0.15
         if state == HALTED:
@@ -163,6 +163,37 @@ def test_drawdown_states_reduce_halt_resume(sample_market):
 
     assert pm.risk.counts[0, R["resume"]] == 1  # 10 days after the halt, from a fresh peak
     assert pm.risk.counts[0, R["drawdown_halt"]] == 10
+
+
+def test_reduce_only_ends_after_its_days_with_a_fresh_peak_or_only_by_recovery(sample_market):
+    """From cash-like weights after the 2020 crash a book cannot recover its drawdown: with
+    `reduce_exit: cooldown` it trades normally again `reduce_after_days` later, from its current value as
+    the new peak (a `reduce_exit` event); with `recovery` it stays reduce-only."""
+    from wealtharena.portfolio.risk import R
+
+    m = sample_market
+    t0 = _day(m, "2020-02-19")
+    ended = {}
+    for exit_ in ("cooldown", "recovery"):
+        risk = risk_config(max_drawdown=0.15, halt_drawdown=0.9, reduce_exit=exit_, reduce_after_days=10)
+        pm = PortfolioManager(m, [risk], FREE, 1e6)
+        pm.reset(t0)
+        w = np.full((1, 20), 0.05)
+        entered, before = None, NORMAL
+        for day in range(60):
+            res = pm.step(w)
+            if pm.risk.state[0] == REDUCING and before != REDUCING:  # (re-)entered reduce-only today
+                entered, w = day, np.full((1, 20), 0.001)  # then almost all cash: no recovery to come
+            before = int(pm.risk.state[0])
+            if "reduce_exit" in pm.risk.events(0):
+                assert day - entered == 10 and pm.risk.state[0] == NORMAL
+                assert res.drawdown_before[0] == 0.0  # the peak was reset to the value at the decision
+                assert pm.risk.peak[0] == pytest.approx(max(res.value_before[0], res.value_after[0]))
+                break
+        ended[exit_] = int(pm.risk.counts[0, R["reduce_exit"]])
+        if exit_ == "recovery":
+            assert pm.risk.state[0] == REDUCING
+    assert ended == {"cooldown": 1, "recovery": 0}
 
 
 def test_halt_never_resumes_when_configured(sample_market):
@@ -199,7 +230,6 @@ def test_regime_multiplier_kelly_and_vol_sizing(sample_market, sample_features):
         (np.full((1, 20), np.nan), "must be finite"),
         (np.r_[-0.1, np.zeros(19)][None, :], "long-only"),
         (np.zeros((1, 19)), r"shape \(1, 20\)"),
-        (np.full((1, 20), 0.06), r"sum to 1\.2000, above max_leverage 1\.0"),
     ],
 )
 def test_bad_targets_are_rejected(sample_market, w, match):
@@ -208,13 +238,15 @@ def test_bad_targets_are_rejected(sample_market, w, match):
         _apply(rm, w, 7000)
 
 
-def test_leverage_limit_holds_without_validation(sample_market):
-    rm, _ = _gate(sample_market, risk_config(max_leverage=1.0))
+@pytest.mark.parametrize("check", [True, False])
+def test_a_book_above_max_leverage_is_scaled_to_it_by_the_gate(sample_market, check):
+    """Validated or not, a target summing above max_leverage (here 0.9) is scaled down by the leverage step."""
+    rm, _ = _gate(sample_market, risk_config(max_leverage=0.9, max_position=0.5))
     rm.reset(np.ones(1))
     out = rm.apply(
-        np.full((1, 20), 0.08), 7000, np.ones(1), np.zeros((1, 20)), np.ones(20), np.zeros((1, 20)), check=False
+        np.full((1, 20), 0.05), 7000, np.ones(1), np.zeros((1, 20)), np.ones(20), np.zeros((1, 20)), check=check
     )
-    assert out.sum() == pytest.approx(1.0) and "leverage" in rm.events(0)
+    assert out.sum() == pytest.approx(0.9) and "leverage" in rm.events(0)
 
 
 # ------------------------------------------------------------------ the guarantee, by property

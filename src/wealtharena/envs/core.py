@@ -24,6 +24,7 @@ from wealtharena.envs.critic import ForwardReturns
 from wealtharena.envs.data import EnvData, check_data, load_env_data
 from wealtharena.envs.infos import InfoBuilder
 from wealtharena.envs.observation import AGENT_BOUND, ObservationBuilder
+from wealtharena.envs.record import StepRecord
 from wealtharena.envs.rewards import TERMS, CompositeReward
 from wealtharena.portfolio import PortfolioManager
 from wealtharena.portfolio.risk import HALTED
@@ -98,12 +99,22 @@ class TradingCore:
         self.length = np.ones(self.n_envs, dtype=np.int64)
         self._row_t0 = np.full(self.k, self.lo, dtype=np.int64)  # per row, for progress
         self._row_len = np.ones(self.k)
-        self.last_weights = np.zeros((self.k, self.n))
-        self.last_costs = np.zeros(self.k)
-        self.rewards = np.zeros(self.k)
         self.episode_terms = np.zeros((self.k, len(TERMS)))
+        risk = self.portfolio.risk
+        self.record = StepRecord(
+            value=self.portfolio.book.value,
+            costs=np.zeros(self.k),
+            weights=np.zeros((self.k, self.n)),
+            drawdown=risk.drawdown,
+            risk_flags=risk.flags,
+            risk_state=risk.state,
+            reward_terms=self.reward.contrib,
+            rewards=np.zeros(self.k),
+            episode_terms=self.episode_terms,
+            clock=self.portfolio.clock,
+        )
         self.forward: ForwardReturns | None = None
-        self.info_builder = InfoBuilder(self)
+        self.info_builder = InfoBuilder(self.profiles, self.data.market.dates)
         self.obs = self.observer.obs
 
     # ------------------------------------------------------------------ training-only critic inputs
@@ -165,11 +176,17 @@ class TradingCore:
 
     def _fresh(self, envs: np.ndarray, rows: np.ndarray) -> None:
         """Episode state of `rows` (the agents of `envs`) back to its start."""
-        self.reward.reset(self.portfolio.book.value, rows)
+        self.reward.reset(rows)
         self.done[rows] = False
-        self.last_weights[rows] = 0.0
-        self.last_costs[rows] = 0.0
-        self.rewards[rows] = 0.0
+        rec = self.record
+        rec.weights[rows] = 0.0
+        rec.costs[rows] = 0.0
+        rec.rewards[rows] = 0.0
+        rec.value, rec.drawdown, rec.clock = (
+            self.portfolio.book.value,
+            self.portfolio.risk.drawdown,
+            self.portfolio.clock,
+        )
         self.episode_terms[rows] = 0.0
         self._row_t0[rows] = np.repeat(self.t0[envs], self.n_agents)
         self._row_len[rows] = np.repeat(self.length[envs], self.n_agents)
@@ -222,13 +239,21 @@ class TradingCore:
             target[self.done] = 0.0
         t = portfolio.t
         res = portfolio.step(target, check=False)
-        self.last_weights = res.allowed
         costs = res.fill.costs
-        self.last_costs = costs
-        self.rewards = self.reward(
-            res.value_before, res.value_after, costs, res.fill.traded, res.allowed, self.data.momentum[t]
+        rewards = self.reward(
+            res.value_before,
+            res.value_after,
+            costs,
+            res.fill.traded,
+            res.allowed,
+            self.data.momentum[t],
+            res.drawdown_before,
+            res.drawdown_after,
         )
         self.episode_terms += self.reward.contrib
+        rec = self.record
+        rec.value, rec.costs, rec.weights, rec.drawdown = res.value_after, costs, res.allowed, res.drawdown_after
+        rec.rewards, rec.clock = rewards, portfolio.clock
         terminated = res.value_after <= self.ruin_value
         if self.terminate_on_halt:
             terminated |= portfolio.risk.state == HALTED
@@ -237,7 +262,7 @@ class TradingCore:
         if new_envs is not None and new_rows is not None:  # in cash with no target, the gate flagged nothing
             self._fresh(new_envs, new_rows)
         truncated = portfolio.clock[:: self.n_agents] >= self.t_end
-        return self._observe(), self.rewards, terminated, truncated
+        return self._observe(), rewards, terminated, truncated
 
     def _observe(self) -> np.ndarray:
         portfolio = self.portfolio
@@ -255,12 +280,15 @@ class TradingCore:
     # ------------------------------------------------------------------ info
     def info(self, k: int, final: bool = False) -> dict:
         """Info of agent (row) k; `final` adds the episode's summed reward terms (for training metrics)."""
-        return self.info_builder.infos([k], [final])[0]
+        return self.infos([k], [final])[0]
 
     def infos(self, rows: Sequence[int], final: Sequence[bool]) -> list[dict]:
-        """Infos of many rows at once (envs.infos)."""
-        return self.info_builder.infos(rows, final)
+        """Infos of many rows at once (envs.infos), from the last step's record."""
+        return self.info_builder.infos(self.record, rows, final, self._critic(rows))
 
     def step_infos(self, rows: Sequence[int], final: Sequence[bool], every_step: bool) -> list[dict]:
         """Infos of `rows` after a step (envs.infos.InfoBuilder.step_infos)."""
-        return self.info_builder.step_infos(rows, final, every_step)
+        return self.info_builder.step_infos(self.record, rows, final, every_step, self._critic(rows))
+
+    def _critic(self, rows: Sequence[int]) -> np.ndarray | None:
+        return self.critic_inputs(np.asarray(rows, dtype=np.int64)) if self.forward is not None else None

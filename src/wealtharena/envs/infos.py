@@ -9,40 +9,41 @@ reward), `date` (of the close the observation is taken at), `profile`; on an epi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from wealtharena.envs.record import StepRecord
 from wealtharena.envs.rewards import TERMS
 from wealtharena.portfolio.risk import REASONS, STATES
 
-if TYPE_CHECKING:
-    from wealtharena.envs.core import TradingCore
-
 
 class InfoBuilder:
-    """Builds info dicts for rows of a `TradingCore`; memoises event tuples and date strings."""
+    """Builds info dicts for rows of a `StepRecord`; memoises event tuples and date strings. `profiles`
+    names each row's profile, `dates` the market's days."""
 
-    def __init__(self, core: TradingCore):
-        self.core = core
+    def __init__(self, profiles: Sequence[str], dates: np.ndarray):
+        self.profiles = list(profiles)
+        self.dates = dates
         self._flag_bits = 1 << np.arange(len(REASONS), dtype=np.int64)
         self._events: dict[int, tuple[str, ...]] = {}
         self._dates: dict[int, str] = {}
 
-    def infos(self, rows: Sequence[int], final: Sequence[bool]) -> list[dict[str, Any]]:
-        """Infos of `rows`; `final[i]` adds the episode's summed reward terms to row i's."""
-        core = self.core
-        risk = core.portfolio.risk
+    def infos(
+        self, record: StepRecord, rows: Sequence[int], final: Sequence[bool], critic: np.ndarray | None = None
+    ) -> list[dict[str, Any]]:
+        """Infos of `rows`; `final[i]` adds the episode's summed reward terms to row i's; `critic` [len(rows), C]
+        (training runners with critic inputs) adds each row's `critic` array."""
         idx = np.asarray(rows, dtype=np.int64)
-        value = core.portfolio.book.value[idx].tolist()
-        dd = core.reward.drawdown[idx].tolist()
-        costs = core.last_costs[idx].tolist()
-        weights = core.last_weights[idx]  # a fresh array: rows are views of it
-        codes = (risk.flags[idx] @ self._flag_bits).tolist()
-        states = risk.state[idx].tolist()
-        terms = core.reward.contrib[idx].tolist()
-        clock = core.portfolio.clock[idx].tolist()
-        dates = core.data.market.dates
+        value = record.value[idx].tolist()
+        dd = record.drawdown[idx].tolist()
+        costs = record.costs[idx].tolist()
+        weights = record.weights[idx]  # a fresh array: rows are views of it
+        codes = (record.risk_flags[idx] @ self._flag_bits).tolist()
+        states = record.risk_state[idx].tolist()
+        terms = record.reward_terms[idx].tolist()
+        clock = record.clock[idx].tolist()
+        dates = self.dates
         out = []
         for i, k in enumerate(idx.tolist()):
             events = self._events.get(codes[i])
@@ -60,24 +61,30 @@ class InfoBuilder:
                 "risk_state": STATES[states[i]],
                 "reward_terms": dict(zip(TERMS, terms[i])),
                 "date": date,
-                "profile": core.profiles[k],
+                "profile": self.profiles[k],
             }
             if final[i]:
-                info["episode_reward_terms"] = dict(zip(TERMS, core.episode_terms[k].tolist()))
+                info["episode_reward_terms"] = dict(zip(TERMS, record.episode_terms[k].tolist()))
             out.append(info)
-        if core.forward is not None:
-            for info, critic in zip(out, core.critic_inputs(idx)):
-                info["critic"] = critic
+        if critic is not None:
+            for info, c in zip(out, critic):
+                info["critic"] = c
         return out
 
-    def step_infos(self, rows: Sequence[int], final: Sequence[bool], every_step: bool) -> list[dict[str, Any]]:
+    def step_infos(
+        self,
+        record: StepRecord,
+        rows: Sequence[int],
+        final: Sequence[bool],
+        every_step: bool,
+        critic: np.ndarray | None = None,
+    ) -> list[dict[str, Any]]:
         """Infos after a step: full ones (`every_step`), or, for training runners, empty ones except on
         each row's last step, which keeps the episode summary (RLlib does not learn from infos)."""
         if every_step:
-            return self.infos(rows, final)
+            return self.infos(record, rows, final, critic)
         last = [k for k, f in zip(rows, final) if f]
-        summary = dict(zip(last, self.infos(last, [True] * len(last)))) if last else {}
-        if self.core.forward is None:
+        summary = dict(zip(last, self.infos(record, last, [True] * len(last)))) if last else {}
+        if critic is None:
             return [summary.get(k, {}) for k in rows]
-        critic = self.core.critic_inputs(np.asarray(rows, dtype=np.int64))
         return [{**summary.get(k, {}), "critic": critic[i]} for i, k in enumerate(rows)]

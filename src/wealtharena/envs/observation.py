@@ -120,7 +120,7 @@ class ObservationBuilder:
         a[:, 0] = 1.0 - np.add.reduce(w, 1)
         a[:, 1] = np.log(book.value / self.initial)
         a[:, 2] = risk.port_vol / self.vol_target
-        a[:, 3] = reward.drawdown / self.max_drawdown
+        a[:, 3] = risk.drawdown / self.max_drawdown
         a[:, 4] = risk.var / self.var_limit
         a[:, 5] = reward.sharpe_ema() * SQRT_YEAR
         a[:, 6:9] = self._onehot[risk.state]

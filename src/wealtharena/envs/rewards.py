@@ -48,8 +48,9 @@ def momentum_signal(close: np.ndarray) -> np.ndarray:
 
 class CompositeReward:
     """Holds each agent's running statistics: the EMAs of its return and squared return (for the
-    differential Sharpe ratio), its peak value and drawdown. `contrib` [K, 7] holds the last step's
-    signed, weighted terms (they add up to the reward)."""
+    differential Sharpe ratio). The drawdown is the risk manager's (`RiskManager.mark`), the one the
+    gate acts on. `contrib` [K, 7] holds the last step's signed, weighted terms (they add up to the
+    reward)."""
 
     def __init__(self, weights: Sequence[RewardWeights], n_assets: int, scale: float):
         self.k = len(weights)
@@ -60,20 +61,15 @@ class CompositeReward:
         self.contrib = np.zeros((self.k, len(TERMS)))
         self.reset()
 
-    def reset(self, value: np.ndarray | float = 1.0, rows: np.ndarray | None = None) -> None:
-        """Fresh statistics at `value`: every agent, or only `rows` (indices or a [K] mask)."""
-        value = np.broadcast_to(np.asarray(value, dtype=np.float64), (self.k,))
+    def reset(self, rows: np.ndarray | None = None) -> None:
+        """Fresh statistics: every agent, or only `rows` (indices or a [K] mask)."""
         if rows is None:
-            self.peak = value.copy()
             self.ema_return = np.zeros(self.k)
             self.ema_square = np.full(self.k, SEED_VOL**2)
-            self.drawdown = np.zeros(self.k)
             self.contrib.fill(0.0)
             return
-        self.peak[rows] = value[rows]
         self.ema_return[rows] = 0.0
         self.ema_square[rows] = SEED_VOL**2
-        self.drawdown[rows] = 0.0
         self.contrib[rows] = 0.0
 
     def sharpe_ema(self) -> np.ndarray:
@@ -89,16 +85,17 @@ class CompositeReward:
         traded: np.ndarray,
         weights: np.ndarray,
         momentum: np.ndarray,
+        drawdown_before: np.ndarray,
+        drawdown_after: np.ndarray,
     ) -> np.ndarray:
         """Rewards [K]. `weights` [K, N] are the allowed decision weights; `momentum` [N] (or [K, N],
-        one day per agent) the signal at t."""
+        one day per agent) the signal at t; the drawdowns are the risk manager's at t (as the gate acted
+        on it) and at t+1."""
         terms = self.terms
         r = np.log(value_after / value_before)
         terms[:, 0] = r
-        np.maximum(self.peak, value_after, out=self.peak)
-        dd = 1.0 - value_after / self.peak
-        terms[:, 1] = r * r + 0.5 * np.maximum(dd * dd - self.drawdown * self.drawdown, 0.0)
-        self.drawdown = dd
+        dd, prev = drawdown_after, drawdown_before
+        terms[:, 1] = r * r + 0.5 * np.maximum(dd * dd - prev * prev, 0.0)
         terms[:, 2] = costs / value_before
         terms[:, 3] = 0.005 * traded
         a, b = self.ema_return, self.ema_square  # A and B of Moody and Saffell

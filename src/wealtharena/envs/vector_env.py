@@ -106,29 +106,29 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         return None if self._full else self.cfg.env.episode_length
 
     def _infos(self, ended: np.ndarray | None) -> dict:
-        core, risk = self.core, self.core.portfolio.risk
+        rec = self.core.record
         all_ = self._all
         infos = {
-            "portfolio_value": core.portfolio.book.value.copy(),
+            "portfolio_value": rec.value.copy(),
             "_portfolio_value": all_,
-            "weights": core.last_weights.copy(),
+            "weights": rec.weights.copy(),
             "_weights": all_,
-            "drawdown": core.reward.drawdown.copy(),
+            "drawdown": rec.drawdown.copy(),
             "_drawdown": all_,
-            "costs": core.last_costs.copy(),
+            "costs": rec.costs.copy(),
             "_costs": all_,
-            "risk_events": risk.flags.copy(),
+            "risk_events": rec.risk_flags.copy(),
             "_risk_events": all_,
-            "risk_state": _STATE_NAMES[risk.state],
+            "risk_state": _STATE_NAMES[rec.risk_state],
             "_risk_state": all_,
-            "reward_terms": {t: core.reward.contrib[:, j].copy() for j, t in enumerate(TERMS)},
+            "reward_terms": {t: rec.reward_terms[:, j].copy() for j, t in enumerate(TERMS)},
             "_reward_terms": all_,
-            "date": core.data.market.dates[core.portfolio.clock],
+            "date": self.core.data.market.dates[rec.clock],
             "_date": all_,
         }
         if ended is not None:
             infos["episode_reward_terms"] = {
-                t: np.where(ended, core.episode_terms[:, j], 0.0) for j, t in enumerate(TERMS)
+                t: np.where(ended, rec.episode_terms[:, j], 0.0) for j, t in enumerate(TERMS)
             }
             infos["_episode_reward_terms"] = ended.copy()
         return infos

@@ -80,7 +80,7 @@ def run_episodes(
         active = ~core.done
         obs, rew, _, truncated = core.step(policy(obs, core.profiles))
         rewards += np.where(active, rew, 0.0)
-        terms += np.where(active[:, None], core.reward.contrib, 0.0)
+        terms += np.where(active[:, None], core.record.reward_terms, 0.0)
         if truncated.all() or core.done.all():
             break
     a = core.n_agents

@@ -12,7 +12,7 @@ from wealtharena.config import SHARED_RISK_KEYS, RiskConfig
 
 @dataclass(frozen=True)
 class RiskLimits:
-    """Per-portfolio limits; `inf` (or nan for Kelly, -1 for `resume_after`) where a limit is off."""
+    """Per-portfolio limits; `inf` (or nan for Kelly, -1 for `resume_after` / `reduce_after`) where a limit is off."""
 
     max_position: np.ndarray
     max_leverage: np.ndarray
@@ -23,6 +23,7 @@ class RiskLimits:
     max_drawdown: np.ndarray
     halt_drawdown: np.ndarray
     resume_after: np.ndarray  # -1 = never
+    reduce_after: np.ndarray  # -1 = only by recovery
     var_limit: np.ndarray
     max_correlation: np.ndarray
     corr_min_weight: np.ndarray
@@ -63,6 +64,7 @@ class RiskLimits:
             max_drawdown=arr(lambda r: r.max_drawdown),
             halt_drawdown=arr(lambda r: r.halt_drawdown),
             resume_after=arr(lambda r: r.resume_after_days if r.resume == "cooldown" else -1, np.int64),
+            reduce_after=arr(lambda r: r.reduce_after_days if r.reduce_exit == "cooldown" else -1, np.int64),
             var_limit=arr(lambda r: r.var_limit),
             max_correlation=arr(lambda r: r.max_correlation),
             corr_min_weight=arr(lambda r: r.correlation_min_weight),

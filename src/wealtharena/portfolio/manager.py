@@ -31,6 +31,8 @@ class StepResult:
     fill: Fill
     value_before: np.ndarray  # [K] at the close of t
     value_after: np.ndarray  # [K] at the close of t+1
+    drawdown_before: np.ndarray  # [K] at the close of t, as the gate acted on it (after any peak reset)
+    drawdown_after: np.ndarray  # [K] at the close of t+1 (`RiskManager.mark`)
 
 
 class PortfolioManager:
@@ -85,8 +87,9 @@ class PortfolioManager:
         close_t = self.close[t]
         value_before = self.book.value.copy()
         allowed = self.risk.apply(target, t, value_before, self.book.weights(), close_t, self.book.entry, check)
+        drawdown_before = self.risk.drawdown
         fill = self.book.rebalance(allowed, close_t, t, self.execution)
         self.t = t + 1
         self.clock += 1
         value_after = self.book.mark(self.close[self.t])
-        return StepResult(allowed, fill, value_before, value_after)
+        return StepResult(allowed, fill, value_before, value_after, drawdown_before, self.risk.mark(value_after))

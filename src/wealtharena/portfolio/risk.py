@@ -7,8 +7,10 @@ counted (`counts`) and logged at DEBUG. Steps, in this order:
 1. drawdown state, from the value marked at the close of t against its peak:
    NORMAL -> REDUCING at `max_drawdown` (only trades that cut risk: no weight may rise);
    -> HALTED at `halt_drawdown` (everything to cash). REDUCING returns to NORMAL below
-   `max_drawdown`; HALTED resumes after `resume_after_days` with the peak reset to the current
-   value (`resume: cooldown`), or never (`resume: never`).              reasons: drawdown_reduce, drawdown_halt, resume
+   `max_drawdown`, or after `reduce_after_days` with the peak reset to the current value
+   (`reduce_exit: cooldown`; a book in cash would otherwise stay reduce-only for good); HALTED
+   resumes after `resume_after_days` with the peak reset (`resume: cooldown`), or never.
+                                          reasons: drawdown_reduce, drawdown_halt, resume, reduce_exit
 2. stop-loss / take-profit per position against its average entry price, then a re-entry
    cool-down of `reentry_cooldown_days` for that asset.                 reasons: stop_loss, take_profit, cooldown
 3. options: regime multiplier on exposure, fractional Kelly cap, volatility-scaled sizes.
@@ -65,6 +67,7 @@ REASONS = (
     "kelly",
     "vol_sizing",
     "resume",
+    "reduce_exit",
 )
 R = {name: i for i, name in enumerate(REASONS)}
 STATES = ("normal", "reducing", "halted")
@@ -178,7 +181,7 @@ class RiskManager:
         # state
         self.state = np.zeros(k, dtype=np.int8)
         self.peak = np.zeros(k)
-        self.halted_at = np.zeros(k, dtype=np.int64)
+        self.state_since = np.zeros(k, dtype=np.int64)  # the day a book entered its abnormal state
         self.cooldown_until = np.zeros((k, n), dtype=np.int64)
         self.flags = np.zeros((k, len(REASONS)), dtype=bool)
         self.counts = np.zeros((k, len(REASONS)), dtype=np.int64)
@@ -198,7 +201,7 @@ class RiskManager:
         sel = slice(None) if rows is None else rows
         self.state[sel] = NORMAL
         self.peak[sel] = value[sel]
-        self.halted_at[sel] = 0
+        self.state_since[sel] = 0
         self.cooldown_until[sel] = 0
         self.flags[sel] = False
         self.counts[sel] = 0
@@ -229,7 +232,8 @@ class RiskManager:
 
     # ------------------------------------------------------------------ checks
     def check_targets(self, target: np.ndarray) -> np.ndarray:
-        """`target` as float64 [K, N] if it is a valid long-only target, else a `RiskInputError`."""
+        """`target` as float64 [K, N] if it is a valid long-only target (finite, >= 0), else a `RiskInputError`.
+        A target whose weights sum above `max_leverage` is valid: the gate's leverage step scales it down."""
         target = np.asarray(target, dtype=np.float64)
         if target.shape != (self.k, self.n):
             raise RiskInputError(
@@ -246,15 +250,14 @@ class RiskManager:
                 f"target weight for agent {bad[0]}, asset {bad[1]} is {target[tuple(bad)]:.4g}: "
                 "the book is long-only, weights must be >= 0"
             )
-        sums = target.sum(axis=1)
-        over = sums > self.limits.max_leverage + 1e-6
-        if _nz(over):
-            k = int(np.argmax(over))
-            raise RiskInputError(
-                f"target weights of agent {k} sum to {sums[k]:.4f}, above max_leverage "
-                f"{self.limits.max_leverage[k]}: map actions to weights that sum to at most that"
-            )
         return np.maximum(target, 0.0)
+
+    def mark(self, value: np.ndarray) -> np.ndarray:
+        """Each book's peak and drawdown at a new mark-to-market (after a step's fills): the one drawdown
+        the gate, the reward and the observation all read. Returns the drawdown [K]."""
+        np.maximum(self.peak, value, out=self.peak)
+        self.drawdown = 1.0 - value / self.peak
+        return self.drawdown
 
     # ------------------------------------------------------------------ the gate
     def apply(
@@ -288,8 +291,9 @@ class RiskManager:
         dd = 1.0 - value / self.peak
         self.drawdown = dd
         if self._abnormal or _nz(dd >= lim.max_drawdown):
-            resumed = rules.drawdown_transition(self.state, self.peak, self.halted_at, dd, value, t, lim)
+            resumed, expired = rules.drawdown_transition(self.state, self.peak, self.state_since, dd, value, t, lim)
             flags[resumed, R["resume"]] = True
+            flags[expired, R["reduce_exit"]] = True
             self._abnormal = bool(_nz(self.state != NORMAL))
 
         # 2. stops and cool-downs

@@ -39,31 +39,40 @@ def sample_std(x: np.ndarray) -> np.ndarray:
 def drawdown_transition(
     state: np.ndarray,
     peak: np.ndarray,
-    halted_at: np.ndarray,
+    since: np.ndarray,
     dd: np.ndarray,
     value: np.ndarray,
     t: int | np.ndarray,
     limits: RiskLimits,
-) -> np.ndarray:
-    """Move each book's drawdown state (in place: `state`, `peak`, `halted_at`, `dd`) for drawdown `dd`.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move each book's drawdown state (in place: `state`, `peak`, `since`, `dd`) for drawdown `dd`;
+    `since` is the day a book entered its current abnormal state.
 
-    NORMAL -> REDUCING at `max_drawdown`, back to NORMAL below it; any -> HALTED at `halt_drawdown`;
-    HALTED -> NORMAL after `resume_after` days with the peak reset to the current value (never with
-    -1). Returns the mask of books that resumed today."""
+    NORMAL -> REDUCING at `max_drawdown`, back to NORMAL below it, or after `reduce_after` days with the
+    peak reset to the current value (never with -1); any -> HALTED at `halt_drawdown`; HALTED -> NORMAL
+    after `resume_after` days with the peak reset (never with -1). Returns the masks of the books that
+    resumed from a halt today and of those that left reduce-only by its time limit."""
     halt = (dd >= limits.halt_drawdown) & (state != HALTED)
     if _nz(halt):
         state[halt] = HALTED
-        np.copyto(halted_at, t, where=halt)
+        np.copyto(since, t, where=halt)
     resume = np.zeros(len(state), dtype=bool)
     if _nz(state == HALTED):
-        resume = (state == HALTED) & (limits.resume_after >= 0) & (t - halted_at >= limits.resume_after) & ~halt
+        resume = (state == HALTED) & (limits.resume_after >= 0) & (t - since >= limits.resume_after) & ~halt
         if _nz(resume):
             state[resume] = NORMAL
             peak[resume] = value[resume]
             dd[resume] = 0.0
-    state[(state == NORMAL) & (dd >= limits.max_drawdown)] = REDUCING
+    enter = (state == NORMAL) & (dd >= limits.max_drawdown)
+    state[enter] = REDUCING
+    np.copyto(since, t, where=enter)
     state[(state == REDUCING) & (dd < limits.max_drawdown)] = NORMAL
-    return resume
+    expire = (state == REDUCING) & (limits.reduce_after >= 0) & (t - since >= limits.reduce_after)
+    if _nz(expire):
+        state[expire] = NORMAL
+        peak[expire] = value[expire]
+        dd[expire] = 0.0
+    return resume, expire
 
 
 # ------------------------------------------------------------------ 2. stops and exits
