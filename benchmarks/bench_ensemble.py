@@ -3,12 +3,13 @@
 
     python benchmarks/bench_ensemble.py checkpoints/default [--seeds 0 1 2] [--split test] [--repeats 2]
 
-1. Time. `train.py --mode evaluate` on a copy of the first seed's best checkpoint, tearsheets off,
-   without the desk (`ensemble.enabled: false`), with it reusing the agents' validation tracks that the
-   desk stores beside a checkpoint (training's own evaluation leaves them with `best`), and with it
-   running the agents on validation first, alternating, `--repeats` times each: the wall time of the
-   whole command, the median share the desk adds, and the desk's two parts as train.py logs them (the
-   routers and baselines through the fund, and their plots). Target: all routers together add under 20%.
+1. Time. The evaluation `train.py --mode evaluate` runs (`app.evaluate.evaluate`, in this process, data
+   loaded once) on a copy of the first seed's best checkpoint, tearsheets off, without the desk
+   (`ensemble.enabled: false`), with it reusing the agents' validation tracks that the desk stores beside
+   a checkpoint (training's own evaluation leaves them with `best`), and with it running the agents on
+   validation first, alternating, `--repeats` times each: its wall time, the median share the desk adds,
+   and the desk's own timings (`DeskResult.timings`: the routers and baselines through the fund, and
+   their plots). Target: all routers together add under 20%.
 2. Figures. For every seed's best checkpoint: the agents, the baselines and every desk row on `--split`
    (deterministic, costs included), then per row the Sharpe ratio's mean and standard error over seeds,
    annual return, worst max drawdown, turnover and costs; then each desk row's Sharpe paired with each
@@ -22,107 +23,74 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
-import os
-import re
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from wealtharena.app.evaluate import evaluate
 from wealtharena.cli import setup_logging
-from wealtharena.config import PROJECT_ROOT, coerce_config
-from wealtharena.ensemble.desk import CHOSEN, CHOSEN_ALONE, run_desk
+from wealtharena.config import coerce_config
+from wealtharena.ensemble.desk import CHOSEN, CHOSEN_ALONE, EQUAL_CAPITAL, run_desk
 from wealtharena.ensemble.report import desk_seed_table, render_desk_seed_table
 from wealtharena.envs.data import load_env_data
 from wealtharena.evaluation.backtest import Backtest, backtest
 from wealtharena.training.checkpoints import best_or_latest, config_of_checkpoint, seed_runs
 from wealtharena.training.inference import TrainedPolicy
 
-DESK_LOG = re.compile(r"desk: routers and baselines ([0-9.]+) s, their plots ([0-9.]+) s")
-
-
-def wall_time(checkpoint: Path, config: Path, workdir: Path) -> tuple[float, tuple[float, float] | None]:
-    """The command's wall time, and the desk's own two parts as train.py logs them (None without the desk)."""
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    t0 = time.perf_counter()
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "train.py"),
-            "--mode",
-            "evaluate",
-            "--checkpoint",
-            str(checkpoint),
-            "--config",
-            str(config),
-            "--split",
-            "test",
-        ],
-        cwd=workdir,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    wall = time.perf_counter() - t0
-    found = DESK_LOG.search(done.stderr + done.stdout)
-    return wall, (float(found[1]), float(found[2])) if found else None
-
-
-def _median_part(parts: list[tuple[float, float]], i: int) -> str:
-    return f"{statistics.median(p[i] for p in parts):.2f}" if parts else ""
-
 
 def time_the_desk(checkpoint: Path, repeats: int) -> pd.DataFrame:
-    """Evaluate-mode wall time on a copy of `checkpoint` (the user's folder is left alone): without the desk,
+    """`evaluate` wall time on a copy of `checkpoint` (the user's folder is left alone): without the desk,
     with it reusing the agents' validation tracks stored beside the checkpoint (what a checkpoint that
     training evaluated has), and with it running the agents on validation first (any other checkpoint)."""
-    cfg = config_of_checkpoint(checkpoint).model_dump(mode="json")
-    cfg["evaluation"] = {"tearsheets": False}
-    cfg["tracking"] = {"mlflow": {"enabled": False}}
+    base_cfg = coerce_config(
+        config_of_checkpoint(checkpoint), {"evaluation.tearsheets": False, "tracking.mlflow.enabled": False}
+    )
+    configs = {on: coerce_config(base_cfg, {"ensemble.enabled": on}) for on in (True, False)}
+    data = load_env_data(base_cfg)
     cases = {"without the desk": False, "with the desk, validation tracks stored": True, "with the desk, run": True}
     times: dict[str, list[float]] = {case: [] for case in cases}
-    parts: dict[str, list[tuple[float, float]]] = {case: [] for case in cases}
+    parts: dict[str, list[dict[str, float]]] = {case: [] for case in cases}
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "checkpoint"
         shutil.copytree(checkpoint, copy, ignore=shutil.ignore_patterns("eval-*", "desk_*"))
-        paths = {}
-        for on in (True, False):
-            cfg["ensemble"] = {**cfg.get("ensemble", {}), "enabled": on}
-            paths[on] = Path(tmp) / f"desk-{on}.yaml"
-            paths[on].write_text(yaml.safe_dump(cfg))
-        wall_time(copy, paths[True], Path(tmp))  # stores the validation tracks (and warms the file cache)
+
+        def once(on: bool) -> tuple[float, dict[str, float]]:
+            t0 = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):  # the tables it prints
+                result = evaluate(configs[on], data, copy, "test")
+            return time.perf_counter() - t0, (result.desk.timings if result.desk is not None else {})
+
+        once(True)  # stores the validation tracks (and warms the caches)
         for _ in range(repeats):
             for case, on in cases.items():
                 if case == "with the desk, run":
                     for stored in copy.glob("desk_agents-*.npz"):
                         stored.unlink()
-                wall, desk_parts = wall_time(copy, paths[on], Path(tmp))
+                wall, timings = once(on)
                 times[case].append(wall)
-                if desk_parts is not None:
-                    parts[case].append(desk_parts)
+                if timings:
+                    parts[case].append(timings)
     base = statistics.median(times["without the desk"])
     rows = []
     for case, runs in times.items():
         median = statistics.median(runs)
-        rows.append(
-            {
-                "evaluate-mode wall time": case,
-                "seconds (median)": round(median, 1),
-                "desk adds": "" if case == "without the desk" else f"{median / base - 1:+.1%}",
-                "routers and baselines (s)": _median_part(parts[case], 0),
-                "their plots (s)": _median_part(parts[case], 1),
-                "runs": ", ".join(f"{t:.1f}" for t in runs),
-            }
-        )
+        row = {
+            "evaluation wall time": case,
+            "seconds (median)": round(median, 1),
+            "desk adds": "" if case == "without the desk" else f"{median / base - 1:+.1%}",
+        }
+        for part in ("routers and baselines", "plots"):
+            values = [p[part] for p in parts[case] if part in p]
+            row[f"{part} (s)"] = f"{statistics.median(values):.2f}" if values else ""
+        rows.append(row | {"runs": ", ".join(f"{t:.1f}" for t in runs)})
     return pd.DataFrame(rows)
 
 
@@ -139,6 +107,7 @@ def desk_tables(experiment: Path, seeds: list[int], split: str) -> tuple[dict[in
             desk = run_desk(cfg, data, policy, split, bt, Path(tmp) / f"eval-{split}")
         bt.tracks += desk.tracks
         table = bt.metrics_table()
+        table["key"] = [t.key for t in bt.tracks]
         table["chosen"] = desk.chosen_agent
         tables[seed] = table
         backtests[seed] = bt
@@ -161,14 +130,19 @@ def summary(tables: dict[int, pd.DataFrame], max_drawdown: float) -> tuple[pd.Da
             "seeds": g.size(),
         }
     )
-    equal = out.loc["desk baseline: equal capital (agents)", "Sharpe mean"]
+    key = g["key"].first()
+
+    def mean_sharpe(k) -> float:
+        return float(out.loc[key[key == k].index[0], "Sharpe mean"])
+
+    equal = mean_sharpe(EQUAL_CAPITAL)
     winners = {}
-    for what, row_name in (("", CHOSEN), (", own limits", CHOSEN_ALONE)):
-        chosen = out.loc[row_name, "Sharpe mean"]
+    for what, ref in (("", CHOSEN), (", own limits", CHOSEN_ALONE)):
+        chosen = mean_sharpe(ref)
         winners[what] = [
             name
             for name, row in out.iterrows()
-            if row["kind"] == "desk"
+            if row["kind"] == "router"
             and row["Sharpe mean"] > max(chosen, equal)
             and g["max_drawdown"].min()[name] >= -max_drawdown
         ]

@@ -48,6 +48,10 @@ class CheckpointError(WealthArenaError):
     """A checkpoint is missing, broken, or was written by a different config."""
 
 
+class ClusterError(WealthArenaError):
+    """The Ray cluster given by `--address` cannot be reached."""
+
+
 def _fmt_date(value: object) -> str:
     text = str(value)
     return text[:10] if len(text) >= 10 and text[4] == "-" else text

@@ -73,7 +73,7 @@ def test_a_meeting_that_reaches_consensus_adopts_the_confidence_weighted_book():
     same = np.tile([0.4, 0.3], (3, 1))  # every expert proposes one book
     returns = np.random.default_rng(0).normal(0.0, 0.01, (5, 3)) + [0.006, 0.004, -0.02]
     decision = router.meet(_view(5, same, returns))
-    assert decision.label == "consensus" and router.meetings[-1]["agreement"] == pytest.approx(1.0)
+    assert decision.label == "consensus" and router.meetings[-1].agreement == pytest.approx(1.0)
     r = returns[-5:]
     sharpe = np.maximum(r.mean(axis=0) / r.std(axis=0, ddof=1) * np.sqrt(252), 0)
     np.testing.assert_allclose(decision.capital, sharpe / sharpe.sum())  # capital by confidence
@@ -96,7 +96,7 @@ def test_a_meeting_that_disagrees_votes_with_weights_learnt_from_the_last_round(
     np.testing.assert_allclose(router.votes, votes)
     np.testing.assert_allclose(second.capital, votes * conf / (votes * conf).sum())
     score, consensus = agreement(np.c_[books, 1 - books.sum(1)], conf)
-    assert router.meetings[-1]["agreement"] == pytest.approx(round(score, 4)) and score < 0.99
+    assert router.meetings[-1].agreement == pytest.approx(round(score, 4)) and score < 0.99
 
 
 def test_ranking_with_a_known_order_and_with_a_cycle():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wealtharena.evaluation.backtest import Backtest, Track
+from wealtharena.evaluation.backtest import Backtest, Track, TrackKey
 from wealtharena.evaluation.report import format_table, render, write_results
 from wealtharena.evaluation.seeds import aggregate
 from wealtharena.evaluation.seeds import render as render_seeds
@@ -17,8 +17,7 @@ def _track(name, values, kind="agent", costs=None, weights=True):
     dates = pd.bdate_range("2019-01-02", periods=len(values)).to_numpy().astype("datetime64[D]")
     n = len(values) - 1
     return Track(
-        name=name,
-        kind=kind,
+        key=TrackKey(kind, name),
         dates=dates,
         values=values,
         weights=np.full((n, 2), 0.4) if weights else None,
@@ -43,7 +42,7 @@ def test_hand_checked_numbers():
     r = np.array([0.1, -0.1, 0.1])
     assert t.loc["a", "sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(252))
     assert t.loc["a", "costs_paid"] == 3.0 and t.loc["a", "risk_events"] == 4
-    assert t.loc["b", "total_return"] == pytest.approx(0.030301)
+    assert t.loc["b buy & hold", "total_return"] == pytest.approx(0.030301)
     text = render(bt, survivorship=True)
     assert "test split, 2019-01-02 .. 2019-01-07, costs included" in text and "survivorship" in text
     assert format_table(t).loc["a", "total"] == "+8.9%"
@@ -57,7 +56,7 @@ def test_report_files_are_written_and_not_empty(tmp_path):
         "validation",
         "2019-01-02",
         "2020-02-25",
-        [_track("balanced_0", values), _track("SP500 buy & hold", bench, kind="benchmark", weights=False)],
+        [_track("balanced_0", values), _track("SP500", bench, kind="benchmark", weights=False)],
         benchmark_returns=bench[1:] / bench[:-1] - 1,
         tickers=("AAA", "BBB"),
     )

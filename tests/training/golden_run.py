@@ -57,7 +57,7 @@ def run(workdir: Path) -> dict:
     )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
-    assert "wealtharena.training.trainer: iter 1: returns" in proc.stderr, "train.py logged no progress"
+    assert "wealtharena.training.run: iter 1: returns" in proc.stderr, "train.py logged no progress"
     assert "constructor arguments in the object store" not in proc.stderr, "Ray: env runners with restarts"
     (run_dir,) = (workdir / "checkpoints" / "golden").glob("*-s*")
     meta = json.loads((run_dir / f"iter_{ITERATIONS:06d}" / "wealtharena.json").read_text())

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from wealtharena.config import Config, coerce_config
 from wealtharena.evaluation.validation import AgentStats, ValidationResult
+from wealtharena.training.checkpoints import CheckpointMeta
 from wealtharena.training.results import IterationRecord
 from wealtharena.training.tracking import (
     EXPERIMENT_KIND,
@@ -58,12 +59,14 @@ def _validation(it):
 
 
 def _meta(cfg: Config):
-    return {
-        "config": cfg.model_dump(mode="json"),
-        "fingerprint": cfg.fingerprint(),
-        "git_commit": "abc123",
-        "command": "train.py --test",
-    }
+    return CheckpointMeta(
+        config=cfg.model_dump(mode="json"),
+        fingerprint=cfg.fingerprint(),
+        compat={},
+        git_commit="abc123",
+        command="train.py --test",
+        data={"provider": "sample", "sha256": "f00"},
+    )
 
 
 def _record_run(uri, tmp_path):
@@ -71,7 +74,7 @@ def _record_run(uri, tmp_path):
     tracker = MlflowTracker(cfg, f"exp-{time.time_ns()}", workdir=tmp_path)
     run_dir = tmp_path / "run1"
     run_dir.mkdir()
-    tracker.start(cfg, run_dir, _meta(cfg), {"provider": "sample", "sha256": "f00"})
+    tracker.start(cfg, run_dir, _meta(cfg))
     for it in (1, 2, 3):
         tracker.log_iteration(_row(it))
     tracker.log_validation(_validation(3))
@@ -89,9 +92,9 @@ def _check_read_back(tracker, cfg):
     assert run.data.params["risk.max_position"] == "0.15" and run.data.params["training.algorithm"] == "ppo"
     assert run.data.tags["config_fingerprint"] == cfg.fingerprint() and run.data.tags["git_commit"] == "abc123"
     assert run.data.tags["data.sha256"] == "f00"
-    history = client.get_metric_history(tracker.run_id, "train/return/balanced")
+    history = client.get_metric_history(tracker.run_id, "curves/train_return/balanced")
     assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(1, -9.0), (2, -8.0), (3, -7.0)]
-    assert client.get_metric_history(tracker.run_id, "validation/mean_sharpe")[0].value == pytest.approx(0.9)
+    assert client.get_metric_history(tracker.run_id, "curves/validation_mean_sharpe")[0].value == pytest.approx(0.9)
     artifacts = {a.path for a in client.list_artifacts(tracker.run_id, "eval-validation")}
     assert artifacts == {"eval-validation/equity.png"}
     assert {a.path for a in client.list_artifacts(tracker.run_id, "config")} == {"config/resolved_config.json"}
@@ -226,7 +229,7 @@ def test_mlflow_ui_shows_the_run_in_headless_chromium(mlflow_server, tmp_path):
     experiment = dom(ui_link(url, tracker.exp_id))  # the model-training view: the runs table
     assert "ui-run-7f3a" in experiment and "Runs" in experiment
     charts = dom(ui_link(url, tracker.exp_id, tracker.run_id, "model-metrics"))
-    assert "ui-run-7f3a" in charts and "train/return" in charts  # the run's metric charts
+    assert "ui-run-7f3a" in charts and "curves/train_return" in charts  # the run's metric charts, curves first
 
 
 def test_wandb_offline_writes_its_run_folder(tmp_path, monkeypatch):

@@ -10,16 +10,25 @@ import pandas as pd
 import pytest
 
 from tests.conftest import TINY
+from wealtharena.app.training import validator
 from wealtharena.config import PROJECT_ROOT
 from wealtharena.errors import CheckpointError
+from wealtharena.evaluation.validation import ValidationResult
+from wealtharena.training import run as training_run
 from wealtharena.training.checkpoints import check_compatible, read_meta, resolve_checkpoint
-from wealtharena.training.trainer import train
 
 pytestmark = pytest.mark.slow
 
 
 def _with(cfg, **training):
     return cfg.model_copy(update={"training": cfg.training.model_copy(update=training)})
+
+
+def train(cfg, data, experiment, **kwargs):
+    """A training run validated as train.py validates it."""
+    return training_run.train(
+        cfg, data, experiment, validate=validator(cfg, data), revive=ValidationResult.from_dict, **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +59,7 @@ def test_other_algorithms_train_two_iterations(ray_local, tiny_config, sample_da
     cfg = _with(tiny_config, algorithm=algorithm, checkpoint_dir=tmp_path, eval_every=5)
     result = train(cfg, sample_data, "t", iterations=2, run_name=algorithm, progress=False)
     assert len(result.history) == 2 and all(np.isfinite(v) for v in result.history[-1].policy_return.values())
-    assert read_meta(result.last_checkpoint)["config"]["training"]["algorithm"] == algorithm
+    assert read_meta(result.last_checkpoint).config["training"]["algorithm"] == algorithm
 
 
 def test_rllibs_own_env_runner_and_default_network_still_train(ray_local, tiny_config, sample_data, tmp_path):
@@ -145,6 +154,9 @@ def test_resume_from_shared_storage_continues_the_iteration_count(ppo_run, sampl
     )
     assert resumed.run_dir == result.run_dir  # same run, on this node
     assert [h.iteration for h in resumed.history] == [1, 2, 3]
+    # its speed counts from the restored step total, not from zero
+    assert resumed.history[2].env_steps - resumed.history[1].env_steps <= 2 * cfg.training.train_batch_size
+    assert resumed.history[2].env_steps_per_s < 5 * resumed.history[1].env_steps_per_s
     assert json.loads((result.run_dir / "latest.json").read_text())["iteration"] == 3
     mirror = Path(cfg.training.storage_path.removeprefix("file://")) / "t" / "ppo"
     assert json.loads((mirror / "latest.json").read_text())["iteration"] == 3
@@ -235,8 +247,14 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
     assert results["desk"]["gate"]["fit_split"] == "validation" and "desk: learnt gate" in results["metrics"]
     html = (runs[0] / "best" / "eval-test" / "report.html").read_text()
     assert "Learning curve" in html and 'src="training.png"' in html and "The desk (mixture of experts)" in html
-    run_id = read_meta(runs[0] / "best")["mlflow"]["run_id"]
-    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "eval-test")}
+    run_id = read_meta(runs[0] / "best").mlflow["run_id"]
+    client = mlflow.MlflowClient()
+    evaluations = client.search_runs(
+        [mlflow.get_experiment_by_name("e2e").experiment_id], f"tags.mlflow.parentRunId = '{run_id}'"
+    )
+    assert len(evaluations) == 1 and evaluations[0].data.tags["mlflow.runName"] == "evaluate best on test"
+    logged = {a.path for a in client.list_artifacts(evaluations[0].info.run_id, "eval-test")}
+    assert not [m for m in client.get_run(run_id).data.metrics if m.startswith("test/")]  # not in the training run
     assert {"eval-test/routing.jsonl", "eval-test/desk_capital.png", "eval-test/report.html"} <= logged
 
     assert (
@@ -261,7 +279,7 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
 
     # the learning table replays each run's latest policies against the zero-action start: on the
     # validation split it must give the change that training's own validation recorded
-    from wealtharena.evaluation import learning
+    from wealtharena.app import learning
 
     assert learning.main([str(tmp_path / "checkpoints" / "e2e"), "--splits", "validation"]) == 0
     assert "seeds that rise" in capsys.readouterr().out
@@ -273,8 +291,8 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
     assert "change of each weighted reward term" in capsys.readouterr().out
     for run in runs:
         meta = read_meta(run / json.loads((run / "latest.json").read_text())["path"])
-        first, last = meta["validation"][0], meta["validation"][-1]
-        assert first["iteration"] == 0 and last["iteration"] == meta["iteration"]
+        first, last = meta.validation[0], meta.validation[-1]
+        assert first["iteration"] == 0 and last["iteration"] == meta.iteration
         got = table[table["seed"] == int(run.name[-1])].set_index("policy")["change"]
         for p, reward in last["policy_episode_reward"].items():
             assert got[p] == pytest.approx(reward - first["policy_episode_reward"][p], abs=1e-9)
@@ -345,9 +363,9 @@ def test_single_agent_ppo_samples_from_the_native_vector_env(ray_local, tiny_con
 
 
 def test_search_space_keys_are_checked_before_any_trial(tiny_config):
+    from wealtharena.app.tune import check_search_space
     from wealtharena.config import coerce_config
     from wealtharena.errors import ConfigError
-    from wealtharena.training.tune import check_search_space
 
     bad = coerce_config(tiny_config, {"training.tune.search_space": {"training.lrr": [0.1]}})
     with pytest.raises(
@@ -357,8 +375,8 @@ def test_search_space_keys_are_checked_before_any_trial(tiny_config):
 
 
 def test_tune_runs_asha_and_reports_an_evaluable_checkpoint(ray_local, tiny_config, sample_data, tmp_path, capsys):
+    from wealtharena.app.tune import run_tune
     from wealtharena.config import coerce_config
-    from wealtharena.training.tune import run_tune
 
     cfg = coerce_config(
         tiny_config,
@@ -494,7 +512,7 @@ def test_critic_inputs_reach_the_value_function_aligned_with_their_observations(
         algo.stop()
 
 
-def _cli_run(tmp_path: Path, name: str) -> dict:
+def _cli_run(tmp_path: Path, name: str):
     """`train.py` in a fresh process without PYTHONHASHSEED (tiny config, 2 iterations); the last
     checkpoint's metadata."""
     import os
@@ -531,6 +549,6 @@ def test_train_py_runs_are_bit_identical_across_processes(tmp_path):
     Python's random hash seed two processes agreed on iteration 1 only; train.py re-runs itself with
     PYTHONHASHSEED=0 (unless the user set one), and every iteration then repeats exactly."""
     a, b = (_cli_run(tmp_path / name, name) for name in ("a", "b"))
-    assert a["python_hash_seed"] == b["python_hash_seed"] == "0"
-    assert [h["policy_return"] for h in a["history"]] == [h["policy_return"] for h in b["history"]]
-    assert [h["learner"] for h in a["history"]] == [h["learner"] for h in b["history"]]
+    assert a.python_hash_seed == b.python_hash_seed == "0"
+    assert [h["policy_return"] for h in a.history] == [h["policy_return"] for h in b.history]
+    assert [h["learner"] for h in a.history] == [h["learner"] for h in b.history]

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wealtharena.config import Config
+from wealtharena.config import ROUTER_NAMES, Config
 from wealtharena.ensemble.experts import ExpertSet
 from wealtharena.ensemble.routers.base import DayView, Router
 from wealtharena.ensemble.signals import MarketSignals
 from wealtharena.envs.data import EnvData
+from wealtharena.evaluation.backtest import TrackKey
 from wealtharena.portfolio import PortfolioManager
 from wealtharena.portfolio.risk import REASONS
 
@@ -29,7 +30,7 @@ from wealtharena.portfolio.risk import REASONS
 class FundRun:
     """One router's fund over the split, and every decision it took."""
 
-    name: str
+    key: TrackKey  # a router (by its config name) or a desk baseline
     columns: tuple[str, ...]
     values: np.ndarray  # [S + 1]
     weights: np.ndarray  # [S, N] after the fund's gate
@@ -38,6 +39,10 @@ class FundRun:
     labels: list[str] = field(default_factory=list)
     explanations: list[str] = field(default_factory=list)
     events: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.key.name
 
     @property
     def returns(self) -> np.ndarray:
@@ -99,7 +104,7 @@ def run_funds(
         counts += manager.risk.flags
     return [
         FundRun(
-            name=r.name,
+            key=TrackKey("router" if r.name in ROUTER_NAMES else "desk_baseline", r.name),
             columns=tuple(r.columns),
             values=values[:, j],
             weights=weights[:, j],

@@ -1,5 +1,6 @@
-"""The desk in the report: its plots, the meeting round table, the logs, and the seed table.
+"""The desk in the report: its text, plots, the meeting round table, the logs, and the seed table.
 
+- `desk_summary`: the lines the console prints under the results table;
 - `desk_sections`: report.html blocks: equity and drawdown of the desk against its experts, capital by
   expert over time for every router (stacked areas, volatile regimes shaded behind), the round table
   of the expert meetings, the gate's fit record, and links to routing.jsonl and meetings.json.
@@ -18,12 +19,54 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import PercentFormatter
 
-from wealtharena.ensemble.desk import CHOSEN, CHOSEN_ALONE, DeskResult, round_table_text
-from wealtharena.evaluation.backtest import Backtest, Track
+from wealtharena.ensemble.desk import CHOSEN, CHOSEN_ALONE, EQUAL_CAPITAL, DeskResult
+from wealtharena.ensemble.routers.meeting import Meeting
+from wealtharena.evaluation.backtest import Backtest, Track, TrackKey
 from wealtharena.evaluation.report import ReportSection
 from wealtharena.portfolio import metrics
 
 VOLATILE = {"volatile_up", "volatile_down"}
+
+
+def round_returns(meetings: list[Meeting]) -> tuple[list[Meeting], np.ndarray, np.ndarray]:
+    """The meetings whose round has ended, the desk's return over each round and the index's."""
+    rows = [m for m in meetings if m.desk_return is not None and m.index_return is not None]
+    return rows, np.array([m.desk_return for m in rows]), np.array([m.index_return for m in rows])
+
+
+def round_table_text(meetings: list[Meeting]) -> str:
+    rows, desk, index = round_returns(meetings)
+    if not rows:
+        return ""
+    head = f"{'round':>5} {'date':>10} {'decision':>9} {'agreement':>9} {'desk':>8} {'S&P 500':>8} {'diff':>8}"
+    lines = ["Expert meetings (desk return over the round against S&P 500 buy-and-hold, costs included):", head]
+    for i, (m, d, x) in enumerate(zip(rows, desk, index), 1):
+        lines.append(f"{i:>5} {m.date:>10} {m.decision:>9} {m.agreement:>9.2f} {d:>+8.2%} {x:>+8.2%} {d - x:>+8.2%}")
+    lines.append(
+        f"{'mean':>5} {'':>10} {'':>9} {'':>9} {desk.mean():>+8.2%} {index.mean():>+8.2%} "
+        f"{(desk - index).mean():>+8.2%}   (rounds beating the index: {int((desk > index).sum())} of "
+        f"{len(rows)})"
+    )
+    return "\n".join(lines)
+
+
+def desk_summary(desk: DeskResult) -> str:
+    """What the console prints under the results table: experts, the chosen and hindsight agents, the notes
+    and the meetings' record."""
+    lines = [
+        f"\nDesk on the {desk.split} split: experts {', '.join(desk.experts)}; agent chosen on validation: "
+        f"{desk.chosen_agent}; best agent in hindsight: {desk.hindsight_agent}"
+    ]
+    lines += [f"  {note}" for note in desk.notes]
+    rounds, ret, index = round_returns(desk.meetings)
+    if rounds:
+        lines.append(
+            f"  expert meetings: {len(rounds)} rounds ({sum(m.decision == 'consensus' for m in rounds)} "
+            f"consensus, {sum(m.decision == 'vote' for m in rounds)} votes); mean round return "
+            f"{ret.mean():+.2%} against S&P 500 buy-and-hold {index.mean():+.2%} (beating it in "
+            f"{int((ret > index).sum())} of {len(rounds)}); the round table is in report.html"
+        )
+    return "\n".join(lines)
 
 
 def _shade_regimes(ax: plt.Axes, dates: pd.DatetimeIndex, regimes: list[str]) -> None:
@@ -45,8 +88,8 @@ def plot_capital(desk: DeskResult, path: Path, title: str) -> Path:
         ax.stackplot(dates, *capital.T, labels=run.columns, alpha=0.85, zorder=1)
         ax.set_ylim(0, 1)
         ax.set_xlim(dates[0], dates[-1])
-        what = "vote weight by scorer" if run.name == "ranking" else "capital by expert"
-        ax.set_title(f"{run.name}: {what}", fontsize=9, loc="left")
+        what = "vote weight by scorer" if run.key.name == "ranking" else "capital by expert"
+        ax.set_title(f"{run.key.label}: {what}", fontsize=9, loc="left")
         ax.legend(fontsize=6, ncol=min(len(run.columns), 6), loc="upper left")
     fig.suptitle(f"{title}; darker: volatile regime (index volatility above its own history's threshold)", fontsize=9)
     # fixed margins: tight_layout measures every label and costs as much as drawing the stacks
@@ -61,8 +104,8 @@ def plot_desk_paths(tracks: list[Track], path: Path, title: str) -> Path:
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 8.5), sharex=True, height_ratios=(5.5, 3))
     for tr in tracks:
         dates = pd.to_datetime(tr.dates)
-        style = "-" if tr.kind == "desk" else ("--" if tr.kind in ("benchmark", "baseline") else ":")
-        lw = 1.6 if tr.kind == "desk" else 1.0
+        style = "-" if tr.kind == "router" else ("--" if tr.kind in ("benchmark", "desk_baseline") else ":")
+        lw = 1.6 if tr.kind == "router" else 1.0
         ax.plot(dates, tr.values / tr.values[0], style, lw=lw, label=tr.label)
         ax2.plot(dates, tr.values / np.maximum.accumulate(tr.values) - 1.0, style, lw=lw)
     ax.set_title(f"Desk against its experts: growth of 1 ({title})", fontsize=10)
@@ -79,9 +122,7 @@ def plot_desk_paths(tracks: list[Track], path: Path, title: str) -> Path:
 
 def desk_sections(desk: DeskResult, bt: Backtest, out_dir: Path) -> list[ReportSection]:
     title = bt.title()
-    shown = [t for t in bt.tracks if t.kind in ("desk", "agent")] + [
-        t for t in bt.tracks if t.name.startswith("desk baseline: equal capital") or "buy & hold" in t.name
-    ]
+    shown = [t for t in bt.tracks if t.kind in ("router", "agent", "benchmark") or t.key == EQUAL_CAPITAL]
     paths = plot_desk_paths(shown, out_dir / "desk_paths.png", title)
     capital = plot_capital(desk, out_dir / "desk_capital.png", title)
     files = {"desk_paths": paths, "desk_capital": capital, **desk.files}
@@ -116,19 +157,18 @@ def desk_seed_table(
     alone (its own profile's limits), each with a 95% bootstrap interval (seeds resampled, and blocks of
     `block` days within each)."""
     rows = {}
-    per_seed: dict[int, dict[str, Track]] = {}
+    per_seed: dict[int, dict[TrackKey, Track]] = {}
     for s, bt in backtests.items():
-        per_seed[s] = {t.label: t for t in bt.tracks if t.kind in ("desk", "baseline")}
-        chosen = next((t for t in per_seed[s].values() if t.name == CHOSEN), None)
-        if chosen is None:
+        per_seed[s] = {t.key: t for t in bt.tracks if t.kind in ("router", "desk_baseline")}
+        if CHOSEN not in per_seed[s]:
             return None
-        per_seed[s]["__chosen__"] = chosen
     seeds = sorted(per_seed)
-    names = [n for n in per_seed[seeds[0]] if n != "__chosen__" and all(n in per_seed[s] for s in seeds)]
-    references = {"fund limits": "__chosen__"} | ({"own limits": CHOSEN_ALONE} if CHOSEN_ALONE in names else {})
+    keys = [k for k in per_seed[seeds[0]] if all(k in per_seed[s] for s in seeds)]
+    label = {k: per_seed[seeds[0]][k].label for k in keys}
+    references = {"fund limits": CHOSEN} | ({"own limits": CHOSEN_ALONE} if CHOSEN_ALONE in keys else {})
     rng = np.random.default_rng(seed)
 
-    def paired(name: str, ref: str) -> tuple[float, str]:
+    def paired(name: TrackKey, ref: TrackKey) -> tuple[float, str]:
         diff = [metrics.sharpe(per_seed[s][name].returns) - metrics.sharpe(per_seed[s][ref].returns) for s in seeds]
         boots = np.empty(n_boot)
         for b in range(n_boot):
@@ -140,7 +180,7 @@ def desk_seed_table(
             boots[b] = np.nanmean(d)
         return float(np.mean(diff)), f"[{np.nanquantile(boots, 0.025):+.2f}, {np.nanquantile(boots, 0.975):+.2f}]"
 
-    for name in names:
+    for name in keys:
         sharpe = np.array([metrics.sharpe(per_seed[s][name].returns) for s in seeds])
         mdd = np.array([metrics.max_drawdown(per_seed[s][name].returns) for s in seeds])
         row = {
@@ -150,7 +190,7 @@ def desk_seed_table(
         }
         for what, ref in references.items():
             row[f"vs chosen agent ({what})"], row[f"95% interval ({what})"] = paired(name, ref)
-        rows[name] = row | {"seeds": len(seeds)}
+        rows[label[name]] = row | {"seeds": len(seeds)}
     table = pd.DataFrame(rows).T
     table.index.name = "desk row"
     return table

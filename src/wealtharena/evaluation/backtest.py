@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -38,12 +38,50 @@ NO_LIMITS: dict[str, Any] = dict(
 FIT_DAYS = 1008  # classic portfolios are fit on the four years before the split starts
 
 
+TrackKind = Literal["agent", "benchmark", "baseline", "expert", "router", "desk_baseline"]
+
+# The table's text for each strategy that is not an agent (an agent's row is its id) or the index (its name).
+LABELS: dict[tuple[str, str], str] = {
+    ("baseline", "equal_weight"): "equal weight (daily)",
+    ("baseline", "inverse_volatility"): "inverse volatility",
+    ("baseline", "minimum_variance"): "minimum variance",
+    ("baseline", "hrp"): "hierarchical risk parity",
+    ("router", "hedge"): "desk: hedge (Fixed Share)",
+    ("router", "meeting"): "desk: expert meeting",
+    ("router", "volatility"): "desk: volatility regimes",
+    ("router", "gate"): "desk: learnt gate",
+    ("router", "sentiment"): "desk: sentiment",
+    ("router", "ranking"): "desk: ranking (top K)",
+    ("desk_baseline", "equal_capital"): "desk baseline: equal capital (agents)",
+    ("desk_baseline", "picker"): "desk baseline: picker (best trailing Sharpe)",
+    ("desk_baseline", "chosen"): "desk baseline: agent chosen on validation",
+    ("desk_baseline", "chosen_alone"): "desk baseline: agent chosen on validation, own limits",
+    ("desk_baseline", "hindsight"): "desk baseline: best agent in hindsight",
+    ("desk_baseline", "equal_weight_fund"): "desk baseline: equal weight (fund limits)",
+}
+
+
+@dataclass(frozen=True)
+class TrackKey:
+    """Which strategy a track is: select rows by key, never by their text. `kind` is agent, benchmark (the
+    index bought and held; `name` is the index's), baseline (the classic portfolios), expert (a desk sleeve),
+    router (a desk router, by its config name) or desk_baseline; `label` is the table's text."""
+
+    kind: TrackKind
+    name: str
+
+    @property
+    def label(self) -> str:
+        if self.kind == "benchmark":
+            return f"{self.name} buy & hold"
+        return LABELS.get((self.kind, self.name), self.name)
+
+
 @dataclass
 class Track:
-    """One strategy's path over a split: values at each close, weights held, costs paid."""
+    """One strategy's path over a split: values at each close, weights held, costs paid, risk events."""
 
-    name: str
-    kind: str  # "agent", "desk", "baseline" or "benchmark"
+    key: TrackKey
     dates: np.ndarray  # [S + 1]
     values: np.ndarray  # [S + 1]
     weights: np.ndarray | None  # [S, N] decision weights (after risk)
@@ -52,7 +90,15 @@ class Track:
     events: Counter = field(default_factory=Counter)
     profile: str | None = None
     members: tuple[str, ...] = ()  # the agents an agent row stands for (identical behaviour)
-    note: str = ""  # e.g. "in-sample", "hindsight: unattainable"
+    note: str = ""  # e.g. "in-sample", "unattainable"
+
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+    @property
+    def kind(self) -> TrackKind:
+        return self.key.kind
 
     @property
     def returns(self) -> np.ndarray:
@@ -60,8 +106,8 @@ class Track:
 
     @property
     def label(self) -> str:
-        """The table's row name: the agents a row stands for, and any note."""
-        base = " / ".join(self.members) if len(self.members) > 1 else self.name
+        """The table's row name: the key's label (for an agent row, the agents it stands for) and any note."""
+        base = " / ".join(self.members) if len(self.members) > 1 else self.key.label
         return f"{base} ({self.note})" if self.note else base
 
 
@@ -101,6 +147,10 @@ class Backtest:
     def agents(self) -> list[Track]:
         return [tr for tr in self.tracks if tr.kind == "agent"]
 
+    def track(self, key: TrackKey) -> Track | None:
+        """The track of `key`, if the backtest has it."""
+        return next((tr for tr in self.tracks if tr.key == key), None)
+
 
 def run_agents(cfg: Config, data: EnvData, policy: Policy, split: str) -> list[Track]:
     """Every configured agent over the whole split (one multi-agent episode, the desk block included),
@@ -119,19 +169,19 @@ def run_agents(cfg: Config, data: EnvData, policy: Policy, split: str) -> list[T
     s = 0
     for s in range(1, steps + 1):
         obs, _, _, truncated = core.step(policy(obs, core.profiles))
-        weights[s - 1] = core.last_weights
-        costs[s - 1] = core.last_costs
-        rewards[s - 1] = core.rewards
-        values[s] = core.portfolio.book.value
-        counts += core.portfolio.risk.flags
+        rec = core.record
+        weights[s - 1] = rec.weights
+        costs[s - 1] = rec.costs
+        rewards[s - 1] = rec.rewards
+        values[s] = rec.value
+        counts += rec.risk_flags
         if truncated[0] or core.done.all():
             break
     t0 = int(core.t0[0])
     dates = data.market.dates[t0 : t0 + s + 1]
     return [
         Track(
-            name=a,
-            kind="agent",
+            key=TrackKey("agent", a),
             dates=dates,
             values=values[: s + 1, j],
             weights=weights[:s, j],
@@ -175,7 +225,7 @@ def run_books(
     books: dict[str, np.ndarray],
     split: str,
     risk: RiskConfig | None = None,
-    kind: str = "benchmark",
+    kind: TrackKind = "baseline",
 ) -> list[Track]:
     """Constant target books [N] (rebalanced to every day), one portfolio each, stepped together through
     one book and risk gate (`risk`, default none) with the same costs."""
@@ -197,14 +247,23 @@ def run_books(
     values[0] = manager.book.value
     w_hist = np.zeros((steps, len(names), data.market.n_assets))
     costs = np.zeros((steps, len(names)))
+    counts = np.zeros((len(names), len(REASONS)), dtype=np.int64)
     for s in range(steps):
         res = manager.step(target)
         w_hist[s] = res.allowed
         costs[s] = res.fill.costs
         values[s + 1] = res.value_after
+        counts += manager.risk.flags
     dates = data.market.dates[lo : hi + 1]
     return [
-        Track(name=n, kind=kind, dates=dates, values=values[:, j], weights=w_hist[:, j], costs=costs[:, j])
+        Track(
+            key=TrackKey(kind, n),
+            dates=dates,
+            values=values[:, j],
+            weights=w_hist[:, j],
+            costs=costs[:, j],
+            events=Counter({REASONS[r]: int(c) for r, c in enumerate(counts[j]) if c}),
+        )
         for j, n in enumerate(names)
     ]
 
@@ -224,8 +283,7 @@ def benchmark_buy_and_hold(cfg: Config, data: EnvData, split: str) -> Track | No
     costs = np.zeros(len(idx) - 1)
     costs[0] = v0 * entry_cost
     return Track(
-        name=f"{market.benchmark_name} buy & hold",
-        kind="benchmark",
+        key=TrackKey("benchmark", str(market.benchmark_name)),
         dates=market.dates[lo : hi + 1],
         values=values,
         weights=None,
@@ -233,19 +291,13 @@ def benchmark_buy_and_hold(cfg: Config, data: EnvData, split: str) -> Track | No
     )
 
 
-CLASSIC_NAMES = {
-    "inverse_volatility": "inverse volatility",
-    "minimum_variance": "minimum variance",
-    "hrp": "hierarchical risk parity",
-}
-
-
 def classic_weights(data: EnvData, start_row: int) -> dict[str, np.ndarray]:
-    """Inverse volatility, minimum variance and hierarchical risk parity (skfolio), fit on the
-    `FIT_DAYS` daily returns before `start_row`: out of sample for the split. Keyed by expert name."""
+    """Inverse volatility, minimum variance and hierarchical risk parity (skfolio), fit on the `FIT_DAYS`
+    daily returns that end before `start_row` (the split's first day): only data before the split, out of
+    sample for it. Keyed by expert name."""
     close = data.market.close
     a = max(1, start_row - FIT_DAYS)
-    returns = pd.DataFrame(close[a : start_row + 1] / close[a - 1 : start_row] - 1.0, columns=list(data.market.tickers))
+    returns = pd.DataFrame(close[a:start_row] / close[a - 1 : start_row - 1] - 1.0, columns=list(data.market.tickers))
     models = {
         "inverse_volatility": InverseVolatility(),
         "minimum_variance": MeanRisk(
@@ -266,10 +318,9 @@ def run_baselines(cfg: Config, data: EnvData, split: str, classic: bool = True) 
     variance and HRP fit before the split: all with the same costs, no risk limits, same first day."""
     n = data.market.n_assets
     bh = benchmark_buy_and_hold(cfg, data, split)
-    books = {"equal weight (daily)": np.full(n, 1.0 / n)}
+    books = {"equal_weight": np.full(n, 1.0 / n)}
     if classic:
-        start = data.usable_rows(split)[0]
-        books |= {CLASSIC_NAMES[key]: w for key, w in classic_weights(data, start).items()}
+        books |= classic_weights(data, data.usable_rows(split)[0])
     return ([bh] if bh is not None else []) + run_books(cfg, data, books, split)
 
 

@@ -11,7 +11,7 @@ import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -22,8 +22,14 @@ from matplotlib.ticker import PercentFormatter
 from wealtharena.evaluation.backtest import Backtest, Track
 from wealtharena.evaluation.validation import ValidationResult
 
-if TYPE_CHECKING:
-    from wealtharena.training.results import IterationRecord
+
+class IterationLike(Protocol):
+    """What the training plot reads of one training iteration (training's `IterationRecord`)."""
+
+    iteration: int
+    policy_return: dict[str, float]
+    reward_terms: dict[str, dict[str, float]]
+
 
 matplotlib.use("Agg")  # reports are files: no display needed
 log = logging.getLogger(__name__)
@@ -234,8 +240,12 @@ def plot_all(bt: Backtest, out_dir: Path, plotted: Sequence[Track] | None = None
     return paths
 
 
-def plot_training_history(history: Sequence[IterationRecord], path: Path) -> Path | None:
-    """Episode return and each reward term per policy over training iterations (train split)."""
+def plot_training_history(
+    history: Sequence[IterationLike], path: Path, validation: Sequence[ValidationResult] = ()
+) -> Path | None:
+    """Top row: episode return and each reward term per policy over training iterations (train split).
+    Bottom row, with validations: the learning curve the console prints (each policy's mean validation
+    episode reward, with its standard error, and the whole-split mean Sharpe) against the iteration."""
     if not history:
         return None
     policies = sorted(
@@ -244,17 +254,35 @@ def plot_training_history(history: Sequence[IterationRecord], path: Path) -> Pat
     if not policies:  # no episode finished yet (episodes longer than the steps sampled so far)
         return None
     terms = sorted({t for row in history for d in row.reward_terms.values() for t in d})
-    fig, axes = plt.subplots(1, len(policies), figsize=(5 * len(policies), 4), squeeze=False, sharey=False)
+    rows = 2 if validation else 1
+    fig, axes = plt.subplots(rows, len(policies), figsize=(5 * len(policies), 4 * rows), squeeze=False)
     it = [row.iteration for row in history]
     for ax, p in zip(axes[0], policies):
         ax.plot(it, [row.policy_return.get(p, np.nan) for row in history], "k-", lw=2, label="episode return")
         for t in terms:
             ax.plot(it, [row.reward_terms.get(p, {}).get(t, np.nan) for row in history], lw=1, label=t)
-        ax.set_title(f"{p}: reward terms per episode (train split)")
+        ax.set_title(f"{p}: reward terms per episode (train split)", fontsize=10)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    if validation:
+        vit = [v.iteration for v in validation]
+        sharpe = [v.mean_sharpe for v in validation]
+        for ax, p in zip(axes[1], policies):
+            mean = np.array([v.policy_episode_reward.get(p, np.nan) for v in validation])
+            se = np.array([v.policy_episode_reward_se.get(p, np.nan) for v in validation])
+            ax.plot(vit, mean, "o-", color="C0", label="mean episode reward")
+            ax.fill_between(vit, mean - 2 * se, mean + 2 * se, color="C0", alpha=0.15, label="+- 2 SE")
+            ax.set_title(f"{p}: validation (deterministic, costs included)", fontsize=10)
+            ax.set_xlabel("iteration")
+            ax.grid(alpha=0.3)
+            twin = ax.twinx()
+            twin.plot(vit, sharpe, "s--", color="C3", ms=3, lw=1, label="mean Sharpe (whole split)")
+            twin.set_ylabel("mean Sharpe", color="C3")
+        handles = [h for a in (axes[1][0], twin) for h in a.get_legend_handles_labels()[0]]
+        labels = [lab for a in (axes[1][0], twin) for lab in a.get_legend_handles_labels()[1]]
+        axes[1][0].legend(handles, labels, fontsize=7)
+    fig.subplots_adjust(left=0.06, right=0.94, top=0.93, bottom=0.09, wspace=0.35, hspace=0.35)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -271,14 +299,14 @@ def write_tearsheets(bt: Backtest, out_dir: Path) -> dict[str, Path]:
         return {}
     paths = {}
     bench = None
-    bh = next((tr for tr in bt.tracks if "buy & hold" in tr.name), None)
+    bh = next((tr for tr in bt.tracks if tr.kind == "benchmark"), None)
     for tr in bt.tracks:
         if tr.kind != "agent":
             continue
         index = pd.to_datetime(tr.dates[1:])
         r = pd.Series(tr.returns, index=index, name=tr.name)
         if bh is not None:
-            bench = pd.Series(bh.returns[: len(r)], index=index[: len(bh.returns)], name=bh.name)
+            bench = pd.Series(bh.returns[: len(r)], index=index[: len(bh.returns)], name=bh.label)
         path = out_dir / f"tearsheet_{tr.name}.html"
         try:
             with warnings.catch_warnings():  # quantstats' own plotting warnings are not the user's concern

@@ -55,6 +55,21 @@ class ValidationResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def metrics(self) -> dict[str, float]:
+        """Flat metric names for the trackers: the curves first (`curves/...`), then the agents' figures."""
+        m = {
+            "curves/validation_mean_sharpe": self.mean_sharpe,
+            "curves/validation_episode_reward": self.mean_episode_reward,
+        }
+        for p, v in self.policy_episode_reward.items():
+            m[f"curves/validation_episode_reward/{p}"] = v
+        for p, v in self.policy_full_period_reward.items():
+            m[f"validation/full_period_reward/{p}"] = v
+        for agent, stats in self.agents.items():
+            for k in ("sharpe", "total_return", "max_drawdown", "episode_reward"):
+                m[f"validation/{agent}/{k}"] = getattr(stats, k)
+        return m
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ValidationResult:
         fields = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}

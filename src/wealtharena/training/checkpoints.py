@@ -1,11 +1,12 @@
-"""The checkpoint format: folders, metadata, compatibility, mirroring to shared storage.
+"""The checkpoint format: folders, the record of each checkpoint, compatibility, mirroring.
 
 Runs live under `<checkpoint_dir>/<experiment>/<run>/` (`<run>` is `<UTC time>-s<seed>`):
-    iter_000005/            periodic (algorithm state + wealtharena.json: config, iteration, history)
+    iter_000005/            periodic (algorithm state + wealtharena.json: a `CheckpointMeta`)
     best/                   the best so far by the validation metric (deterministic actions)
     latest.json             {"path": "iter_000010", "iteration": 10}: written last, atomically
 Each checkpoint is written to a hidden temporary folder and renamed into place, so a crash
-mid-write never leaves a broken `latest` or `best`.
+mid-write never leaves a broken `latest` or `best`. `CheckpointMeta` is read and written here
+only (`read_meta`, `CheckpointStore.save`); records written before it had a version read as version 1.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import logging
 import os
 import shutil
 import uuid
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.fs as pafs
 
 from wealtharena.config import Config, config_from_dict
@@ -56,7 +59,62 @@ def compat_key(cfg: Config) -> dict[str, Any]:
     )
 
 
-def read_meta(path: Path) -> dict[str, Any]:
+META_VERSION = 2
+
+
+@dataclass
+class CheckpointMeta:
+    """What a checkpoint records beside the algorithm's state (`wealtharena.json`).
+
+    `config` is the resolved config (JSON), `compat` what its weights depend on (`compat_key`), `data` the
+    market data's fingerprint, `history` the training iterations (`IterationRecord` dicts), `validation` the
+    validations so far (the application's records, as dicts), `best_metric` the best validation mean Sharpe,
+    `rng` a fingerprint of the driver's generators (`provenance.rng_state`), `mlflow` where it is tracked."""
+
+    config: dict[str, Any]
+    fingerprint: str
+    compat: dict[str, Any]
+    experiment: str = ""
+    run_name: str = ""
+    iteration: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    best_metric: float | None = None
+    git_commit: str | None = None
+    command: str = ""
+    python_hash_seed: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    runners: list[dict[str, Any]] = field(default_factory=list)
+    rng: dict[str, Any] | None = None
+    mlflow: dict[str, Any] | None = None
+    saved: float = 0.0
+    version: int = META_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, default=str)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str) -> CheckpointMeta:
+        """A record of any version (version 1 had no `version` key and the same fields, fewer of them)."""
+        version = int(raw.get("version", 1))
+        if version > META_VERSION:
+            raise CheckpointError(
+                f"{source} was written by a newer WealthArena (checkpoint record version {version}, this one "
+                f"reads up to {META_VERSION}): upgrade to read it"
+            )
+        missing = [k for k in ("config", "fingerprint", "compat") if k not in raw]
+        if missing:
+            raise CheckpointError(f"{source} is not a WealthArena checkpoint record (no {', '.join(missing)})")
+        known = {f.name for f in fields(cls)}
+        meta = cls(**{k: v for k, v in raw.items() if k in known})
+        if meta.best_metric is not None and not np.isfinite(meta.best_metric):
+            meta.best_metric = None
+        meta.version = META_VERSION
+        return meta
+
+
+def read_meta(path: Path) -> CheckpointMeta:
+    """The `CheckpointMeta` of a checkpoint folder."""
     meta = Path(path) / META_FILE
     if not meta.is_file():
         raise CheckpointError(
@@ -64,10 +122,10 @@ def read_meta(path: Path) -> dict[str, Any]:
             "checkpoints/<experiment>/<run>/best or iter_000010, or the run folder"
         )
     try:
-        meta_dict: dict[str, Any] = json.loads(meta.read_text())
+        raw = json.loads(meta.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{meta} is corrupt: {exc}") from None
-    return meta_dict
+    return CheckpointMeta.from_dict(raw, str(meta))
 
 
 def fetch_remote(uri: str) -> Path:
@@ -103,21 +161,21 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return p
 
 
-def check_compatible(cfg: Config, meta: dict[str, Any], path: Path) -> None:
-    saved = meta.get("compat", {})
+def check_compatible(cfg: Config, meta: CheckpointMeta, path: Path) -> None:
+    saved = meta.compat
     mine = compat_key(cfg)
     diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
     if diff:
         details = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs config {mine.get(k)!r}" for k in diff[:4])
         raise CheckpointError(
             f"checkpoint {path} was written by a different config ({details}). "
-            f"Use the config it was trained with (name '{meta.get('config', {}).get('name')}') "
+            f"Use the config it was trained with (name '{meta.config.get('name')}') "
             "or train a new one"
         )
 
 
 def config_of_checkpoint(path: str | Path) -> Config:
-    return config_from_dict(read_meta(resolve_checkpoint(path))["config"], source=str(path))
+    return config_from_dict(read_meta(resolve_checkpoint(path)).config, source=str(path))
 
 
 def run_checkpoint(run: Path, iteration: int | None) -> Path:
@@ -181,19 +239,21 @@ class CheckpointStore:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.mirror = f"{storage.rstrip('/')}/{experiment}/{run_dir.name}" if storage else None
 
-    def save(self, algo: Any, iteration: int, meta: dict[str, Any]) -> Path:
+    def save(self, algo: Any, meta: CheckpointMeta) -> Path:
+        """The algorithm's state and `meta` as `iter_<meta.iteration>`, then `latest.json` (atomically)."""
+        iteration = meta.iteration
         final = self.run_dir / f"iter_{iteration:06d}"
         tmp = self.run_dir / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
         algo.save_to_path(str(tmp))
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
+        (tmp / META_FILE).write_text(meta.to_json())
         _replace_dir(tmp, final)
         pointer = json.dumps({"path": final.name, "iteration": iteration})
         _atomic_write(self.run_dir / LATEST, pointer)
         self._upload(final, pointer)
         return final
 
-    def update_meta(self, checkpoint: Path, meta: dict[str, Any]) -> None:
-        _atomic_write(checkpoint / META_FILE, json.dumps(meta, indent=1, default=str))
+    def update_meta(self, checkpoint: Path, meta: CheckpointMeta) -> None:
+        _atomic_write(checkpoint / META_FILE, meta.to_json())
 
     def mark_best(self, checkpoint: Path) -> Path:
         tmp = self.run_dir / f".tmp-best-{uuid.uuid4().hex[:8]}"

@@ -1,9 +1,10 @@
-"""One training iteration as the project records it, read from RLlib's result dict."""
+"""What a training run records: one iteration (read from RLlib's result dict), and what it needs of a
+validation (the application's own record, e.g. `evaluation.validation.ValidationResult`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 LEARNER_STATS = ("policy_loss", "vf_loss", "entropy", "mean_kl_loss", "qf_loss", "alpha_loss", "total_loss")
 
@@ -50,3 +51,15 @@ class IterationRecord:
             reward_terms={p: {t: float(v) for t, v in d.items()} for p, d in terms.items()},
             learner=learner,
         )
+
+
+class Validation(Protocol):
+    """A validation of the run's policies: its iteration, the mean Sharpe that picks the best checkpoint,
+    a dict for the checkpoint record and flat metrics for the trackers."""
+
+    iteration: int
+    mean_sharpe: float
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def metrics(self) -> dict[str, float]: ...

@@ -15,6 +15,7 @@ import ray
 import torch
 
 from wealtharena.config import Config
+from wealtharena.errors import ClusterError
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +48,46 @@ def ray_session(cfg: Config, address: str | None = None, obs_dim: int | None = N
         return
     kwargs: dict[str, Any] = dict(logging_level=logging.ERROR, log_to_driver=False, runtime_env=RUNTIME_ENV)
     if address:
-        ray.init(address=address, **kwargs)
-    else:
+        connect(address, kwargs)
+    else:  # always a new local session, whatever else runs on the machine (a head, a stale address file)
         cpus = cfg.training.num_cpus or os.cpu_count() or 2
-        ray.init(num_cpus=cpus, object_store_memory=object_store_bytes(cfg, obs_dim), include_dashboard=False, **kwargs)
+        ray.init(
+            address="local",
+            num_cpus=cpus,
+            object_store_memory=object_store_bytes(cfg, obs_dim),
+            include_dashboard=False,
+            **kwargs,
+        )
     try:
         yield
     finally:
         ray.shutdown()
+
+
+CONNECT_TIMEOUT_S = 10.0
+HOW_TO_START = (
+    "start one with `ray start --head --port=6390 --num-cpus=N` (and `ray start --address=<head-ip>:6390` on "
+    "each other node), or drop --address to train in a local session"
+)
+
+
+def connect(address: str, kwargs: dict[str, Any]) -> None:
+    """Join the cluster at `address` (auto, HOST:PORT or ray://HOST:PORT) or say in one line why not: no
+    cluster running (auto), or nothing answering at HOST:PORT within `CONNECT_TIMEOUT_S`."""
+    if address != "auto":
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        except ValueError:
+            raise ClusterError(f"--address {address}: expected auto, HOST:PORT or ray://HOST:PORT") from None
+        except OSError as exc:
+            raise ClusterError(
+                f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); {HOW_TO_START}"
+            ) from None
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError as exc:
+        raise ClusterError(f"--address {address}: {str(exc).splitlines()[0]}; {HOW_TO_START}") from None
 
 
 def seed_everything(seed: int) -> None:
@@ -78,6 +111,7 @@ def _where_am_i(runner: Any) -> dict[str, Any]:
     origin = core.data.origin if core is not None else None
     return {
         "runner": runner.worker_index,
+        "pid": os.getpid(),
         "node_id": ray.get_runtime_context().get_node_id(),
         "host": socket.gethostname(),
         "ip": ray.util.get_node_ip_address(),
@@ -95,11 +129,43 @@ def runner_placement(algo: Any) -> list[dict[str, Any]]:
     placed = sorted((p for p in placed if p), key=lambda p: p["runner"])
     for p in placed:
         log.info(
-            "env runner %d on node %s (%s, %s), market data: %s",
+            "env runner %d (pid %d) on node %s (%s, %s), market data: %s",
             p["runner"],
+            p["pid"],
             p["node_id"][:12],
             p["host"],
             p["ip"],
             p["data"],
         )
     return placed
+
+
+def _reseed_runner(runner: Any, iteration: int) -> None:
+    if getattr(runner, "_seed", None) is not None:
+        runner._seed = int(runner.config.seed or 0) + (runner.worker_index or 0) + 1_000_003 * iteration
+        runner._needs_initial_reset = True
+
+
+def advance_env_seeds(algo: Any, iteration: int) -> None:
+    """Move every env runner to a seed stream that is a function of (seed, worker, iteration): a restored
+    run (or a rebuilt runner set) does not replay the episodes its runners already sampled."""
+    algo.env_runner_group.foreach_env_runner(lambda er: _reseed_runner(er, iteration), local_env_runner=True)
+
+
+def replace_env_runners(algo: Any) -> None:
+    """A fresh set of remote env runners in place of the current one (some of which died), with the
+    learner's current weights and a new seed stream. RLlib's own restart is off: Ray cannot restart an
+    actor whose constructor argument (RLlib's config) lives in the object store (ray-project/ray#53727),
+    while new actors from the same, still referenced, argument start fine."""
+    group = algo.env_runner_group
+    manager = group._worker_manager
+    n = manager.num_actors()
+    for actor in list(manager.actors().values()):
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # already gone
+            pass
+    group.reset([])
+    group.add_workers(n, validate=True)
+    group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True, timeout_seconds=60)
+    advance_env_seeds(algo, int(algo.iteration) + 1)

@@ -29,8 +29,8 @@ from wealtharena.config import Config, ServiceSettings, redact_url
 from wealtharena.training.inference import MODULES_DIR
 
 if TYPE_CHECKING:
-    from wealtharena.evaluation.validation import ValidationResult
-    from wealtharena.training.results import IterationRecord
+    from wealtharena.training.checkpoints import CheckpointMeta
+    from wealtharena.training.results import IterationRecord, Validation
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,13 @@ def ui_link(base_url: str, experiment_id: str, run_id: str | None = None, tab: s
 
 
 class Tracker(Protocol):
-    """What the trainer and train.py record a run through (MLflow, W&B, or both via `Trackers`)."""
+    """What a training run (`training.run.TrackerHook`) and train.py record through (MLflow, W&B, or both
+    via `Trackers`)."""
 
-    def start(
-        self, cfg: Config, run_dir: Path, meta: dict[str, Any], data_fingerprint: dict[str, Any] | None = None
-    ) -> None: ...
+    def start(self, cfg: Config, run_dir: Path, meta: CheckpointMeta) -> None: ...
+
+    def resume(self, cfg: Config, run_dir: Path, meta: CheckpointMeta) -> None:
+        """Continue the run `meta.mlflow` records (a resumed training run)."""
 
     def record(self) -> dict[str, Any] | None:
         """Where the run is recorded (MLflow run id, URI, experiment), to store in checkpoints."""
@@ -64,7 +66,7 @@ class Tracker(Protocol):
 
     def log_iteration(self, record: IterationRecord) -> None: ...
 
-    def log_validation(self, val: ValidationResult) -> None: ...
+    def log_validation(self, val: Validation) -> None: ...
 
     def log_artifacts(self, paths: list[Path], artifact_path: str) -> None: ...
 
@@ -90,28 +92,17 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def iteration_metrics(record: IterationRecord) -> dict[str, float]:
-    """One training iteration as flat metric names (train/return/<policy>, train/reward_terms/...)."""
+    """One training iteration as flat metric names: the return curves first (`curves/train_return/<policy>`;
+    MLflow's UI orders metric groups by name), then reward terms, speed and learner statistics."""
     m: dict[str, float] = {"train/env_steps_per_s": record.env_steps_per_s, "train/env_steps": record.env_steps}
     for p, v in record.policy_return.items():
-        m[f"train/return/{p}"] = v
+        m[f"curves/train_return/{p}"] = v
     for p, terms in record.reward_terms.items():
         for t, v in terms.items():
             m[f"train/reward_terms/{p}/{t}"] = v
     for p, stats in record.learner.items():
         for k, v in stats.items():
             m[f"learner/{p}/{k}"] = v
-    return m
-
-
-def validation_metrics(val: ValidationResult) -> dict[str, float]:
-    m = {"validation/mean_sharpe": val.mean_sharpe, "validation/mean_episode_reward": val.mean_episode_reward}
-    for p, v in val.policy_episode_reward.items():
-        m[f"validation/episode_reward/{p}"] = v
-    for p, v in val.policy_full_period_reward.items():
-        m[f"validation/full_period_reward/{p}"] = v
-    for agent, stats in val.agents.items():
-        for k in ("sharpe", "total_return", "max_drawdown", "episode_reward"):
-            m[f"validation/{agent}/{k}"] = getattr(stats, k)
     return m
 
 
@@ -173,28 +164,31 @@ class MlflowTracker:
                 fh.write(json.dumps({"what": what, **record}, default=str) + "\n")
 
     @classmethod
-    def attach(cls, cfg: Config, record: dict[str, Any], run_dir: Path) -> MlflowTracker | None:
-        """Reopen the MLflow run a checkpoint was trained in (to add test metrics and reports)."""
+    def child(cls, cfg: Config, record: dict[str, Any], run_dir: Path, name: str) -> MlflowTracker | None:
+        """A new MLflow run nested under the run a checkpoint was trained in (an evaluation of it): its
+        figures and reports stay apart from the training curves."""
         tracker = cls(cfg, record.get("experiment", cfg.name))
         tracker.fallback = run_dir / "tracking_fallback.jsonl"
         try:
             tracker._connect(record["tracking_uri"])
-            tracker.client.get_run(record["run_id"])
+            parent = tracker.client.get_run(record["run_id"])
+            run = tracker.client.create_run(
+                parent.info.experiment_id,
+                tags={"mlflow.parentRunId": record["run_id"], "mlflow.runName": name, "run_dir": str(run_dir)},
+            )
         except Exception as exc:
             log.warning(
-                "cannot reopen MLflow run %s at %s (%s): evaluation results stay in the run folder",
+                "cannot reach MLflow run %s at %s (%s): evaluation results stay in the run folder",
                 record.get("run_id"),
                 redact_url(record.get("tracking_uri")),
                 type(exc).__name__,
             )
             return None
-        tracker.run_id = record["run_id"]
+        tracker.run_id = run.info.run_id
         return tracker
 
     # -------------------------------------------------------------- API used by the trainer
-    def start(
-        self, cfg: Config, run_dir: Path, meta: dict[str, Any], data_fingerprint: dict[str, Any] | None = None
-    ) -> None:
+    def start(self, cfg: Config, run_dir: Path, meta: CheckpointMeta) -> None:
         self.fallback = run_dir / "tracking_fallback.jsonl"
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
@@ -215,25 +209,47 @@ class MlflowTracker:
                 return
         tags = {
             "mlflow.runName": run_dir.name,
-            "config_fingerprint": meta["fingerprint"],
-            "git_commit": meta.get("git_commit") or "unknown",
-            "command": meta.get("command", "")[:5000],
+            "config_fingerprint": meta.fingerprint,
+            "git_commit": meta.git_commit or "unknown",
+            "command": meta.command[:5000],
             "run_dir": str(run_dir),
         }
-        if data_fingerprint:
-            tags |= {f"data.{k}": str(v)[:5000] for k, v in data_fingerprint.items()}
+        tags |= {f"data.{k}": str(v)[:5000] for k, v in meta.data.items()}
         run = self.client.create_run(self.exp_id, tags=tags)
         self.run_id = run.info.run_id
-        params = [Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in flatten(meta["config"]).items()]
+        params = [Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in flatten(meta.config).items()]
 
         def log_params() -> None:
             for i in range(0, len(params), 100):
                 self.client.log_batch(self.run_id, params=params[i : i + 100])
-            self.client.log_dict(self.run_id, meta["config"], "config/resolved_config.json")
-            self.client.log_batch(self.run_id, tags=[RunTag("config_hash", meta["fingerprint"])])
+            self.client.log_dict(self.run_id, meta.config, "config/resolved_config.json")
+            self.client.log_batch(self.run_id, tags=[RunTag("config_hash", meta.fingerprint)])
 
-        self._safe("log params", log_params, {"params": meta["config"]})
+        self._safe("log params", log_params, {"params": meta.config})
         log.info("MLflow run %s in experiment '%s' at %s", self.run_id, self.experiment, redact_url(self.uri))
+
+    def resume(self, cfg: Config, run_dir: Path, meta: CheckpointMeta) -> None:
+        """Continue the MLflow run the checkpoint was trained in (its curves go on from the same step);
+        a new run, named as the resumption of it, where that run cannot be reopened."""
+        record = meta.mlflow or {}
+        self.fallback = run_dir / "tracking_fallback.jsonl"
+        try:
+            self._connect(record["tracking_uri"])
+            self.client.get_run(record["run_id"])
+            self.client.update_run(record["run_id"], status="RUNNING")
+        except Exception as exc:
+            log.warning(
+                "cannot reopen MLflow run %s (%s): recording the resumed run as a new one",
+                record.get("run_id"),
+                type(exc).__name__,
+            )
+            self.start(cfg, run_dir, meta)
+            self._safe(
+                "tag", lambda: self.client.set_tag(self.run_id, "mlflow.runName", f"{run_dir.name} (resumed)"), None
+            )
+            return
+        self.run_id = record["run_id"]
+        log.info("MLflow run %s continues (resumed at iteration %d)", self.run_id, meta.iteration)
 
     def record(self) -> dict[str, Any] | None:
         if not self.run_id:
@@ -254,8 +270,8 @@ class MlflowTracker:
     def log_iteration(self, record: IterationRecord) -> None:
         self.log_metrics(iteration_metrics(record), record.iteration)
 
-    def log_validation(self, val: ValidationResult) -> None:
-        self.log_metrics(validation_metrics(val), val.iteration)
+    def log_validation(self, val: Validation) -> None:
+        self.log_metrics(val.metrics(), val.iteration)
 
     def log_artifacts(self, paths: list[Path], artifact_path: str) -> None:
         def send() -> None:
@@ -312,9 +328,7 @@ class WandbTracker:
         self.experiment = experiment
         self.run: Any = None
 
-    def start(
-        self, cfg: Config, run_dir: Path, meta: dict[str, Any], data_fingerprint: dict[str, Any] | None = None
-    ) -> None:
+    def start(self, cfg: Config, run_dir: Path, meta: CheckpointMeta) -> None:
         try:
             import wandb  # optional: pip install -e '.[wandb]'
         except ImportError:
@@ -328,11 +342,7 @@ class WandbTracker:
                 name=run_dir.name,
                 mode=self.mode,
                 dir=str(run_dir),
-                config={
-                    **flatten(meta["config"]),
-                    "config_hash": meta["fingerprint"],
-                    "git_commit": meta.get("git_commit"),
-                },
+                config={**flatten(meta.config), "config_hash": meta.fingerprint, "git_commit": meta.git_commit},
                 reinit="finish_previous",
             )
         except Exception as exc:
@@ -347,14 +357,18 @@ class WandbTracker:
                 log.warning("W&B log failed (%s); W&B is off for the rest of the run", exc)
                 self.run = None
 
+    def resume(self, cfg: Config, run_dir: Path, meta: CheckpointMeta) -> None:
+        """W&B runs are not reopened: the resumed run is a new one in the same group."""
+        self.start(cfg, run_dir, meta)
+
     def record(self) -> dict[str, Any] | None:
         return None
 
     def log_iteration(self, record: IterationRecord) -> None:
         self.log_metrics(iteration_metrics(record), record.iteration)
 
-    def log_validation(self, val: ValidationResult) -> None:
-        self.log_metrics(validation_metrics(val), val.iteration)
+    def log_validation(self, val: Validation) -> None:
+        self.log_metrics(val.metrics(), val.iteration)
 
     def log_artifacts(self, paths: list[Path], artifact_path: str) -> None:
         if self.run is not None:
@@ -380,11 +394,13 @@ class Trackers:
     def __init__(self, trackers: list[Tracker]):
         self.trackers = trackers
 
-    def start(
-        self, cfg: Config, run_dir: Path, meta: dict[str, Any], data_fingerprint: dict[str, Any] | None = None
-    ) -> None:
+    def start(self, cfg: Config, run_dir: Path, meta: CheckpointMeta) -> None:
         for t in self.trackers:
-            t.start(cfg, run_dir, meta, data_fingerprint)
+            t.start(cfg, run_dir, meta)
+
+    def resume(self, cfg: Config, run_dir: Path, meta: CheckpointMeta) -> None:
+        for t in self.trackers:
+            t.resume(cfg, run_dir, meta)
 
     def record(self) -> dict[str, Any] | None:
         return next((r for r in (t.record() for t in self.trackers) if r is not None), None)
@@ -397,7 +413,7 @@ class Trackers:
         for t in self.trackers:
             t.log_iteration(record)
 
-    def log_validation(self, val: ValidationResult) -> None:
+    def log_validation(self, val: Validation) -> None:
         for t in self.trackers:
             t.log_validation(val)
 

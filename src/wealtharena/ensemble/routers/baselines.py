@@ -28,7 +28,7 @@ class FixedCapital:
 
 
 class EqualCapital:
-    name = "equal capital (agents)"
+    name = "equal_capital"
 
     def __init__(self, agents: list[int], counts: list[int], n_experts: int, experts: tuple[str, ...], round_days: int):
         self.columns = experts
@@ -49,7 +49,7 @@ class EqualCapital:
 
 
 class Picker:
-    name = "picker (best trailing Sharpe)"
+    name = "picker"
 
     def __init__(self, agents: list[int], n_experts: int, experts: tuple[str, ...], days: int):
         self.columns = experts

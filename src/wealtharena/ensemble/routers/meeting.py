@@ -14,6 +14,7 @@ Every meeting is recorded (`meetings`) for the decision log and the round table.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,30 @@ def with_cash(books: np.ndarray) -> np.ndarray:
     return np.c_[books, np.maximum(1.0 - books.sum(axis=1), 0.0)]
 
 
+@dataclass
+class Meeting:
+    """One expert meeting: what was proposed, voted and decided; after the round ends, what it earned
+    (`desk_return`) against the S&P 500 bought and held over the same days (`index_return`)."""
+
+    date: str
+    step: int
+    decision: str  # consensus or vote
+    agreement: float
+    threshold: float
+    proposals: dict[str, dict[str, float]]  # each expert's top holdings
+    confidence: dict[str, float]
+    votes: dict[str, float]
+    capital_before: dict[str, float]
+    capital_after: dict[str, float]
+    consensus_top: dict[str, float]
+    desk_return: float | None = None
+    index_return: float | None = None
+    end: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class ExpertMeeting:
     name = "meeting"
 
@@ -56,7 +81,7 @@ class ExpertMeeting:
         self.votes = self.capital.copy()
         self.last: int | None = None  # step of the last meeting
         self.last_decision = ""
-        self.meetings: list[dict[str, Any]] = []
+        self.meetings: list[Meeting] = []
 
     def meet(self, view: DayView) -> Decision:
         cfg, before = self.cfg, self.capital.copy()
@@ -77,19 +102,19 @@ class ExpertMeeting:
                 capital = np.eye(len(capital))[int(np.argmax(capital))]
         self.capital, self.last, self.last_decision = capital, view.s, decision
         self.meetings.append(
-            {
-                "date": view.date,
-                "step": view.s,
-                "decision": decision,
-                "agreement": round(score, 4),
-                "threshold": cfg.agreement_threshold,
-                "proposals": {e: self._top(view.books[i]) for i, e in enumerate(self.columns)},
-                "confidence": {e: round(float(c), 4) for e, c in zip(self.columns, confidence)},
-                "votes": {e: round(float(v), 4) for e, v in zip(self.columns, self.votes)},
-                "capital_before": {e: round(float(c), 4) for e, c in zip(self.columns, before)},
-                "capital_after": {e: round(float(c), 4) for e, c in zip(self.columns, capital)},
-                "consensus_top": self._top(consensus[:-1]),
-            }
+            Meeting(
+                date=view.date,
+                step=view.s,
+                decision=decision,
+                agreement=round(score, 4),
+                threshold=cfg.agreement_threshold,
+                proposals={e: self._top(view.books[i]) for i, e in enumerate(self.columns)},
+                confidence={e: round(float(c), 4) for e, c in zip(self.columns, confidence)},
+                votes={e: round(float(v), 4) for e, v in zip(self.columns, self.votes)},
+                capital_before={e: round(float(c), 4) for e, c in zip(self.columns, before)},
+                capital_after={e: round(float(c), 4) for e, c in zip(self.columns, capital)},
+                consensus_top=self._top(consensus[:-1]),
+            )
         )
         text = (
             f"meeting: agreement {score:.2f} {'>=' if decision == 'consensus' else '<'} "
@@ -109,6 +134,6 @@ class ExpertMeeting:
         return Decision(
             self.capital.copy(),
             label="held",
-            explanation=f"held since the meeting of {self.meetings[-1]['date']} ({self.last_decision}), "
+            explanation=f"held since the meeting of {self.meetings[-1].date} ({self.last_decision}), "
             "drifting with the sleeves",
         )
