@@ -9,6 +9,7 @@
     python train.py --mode evaluate --checkpoint checkpoints/default --seeds 0 1 2
     python train.py --checkpoint checkpoints/default/<run>   # resume training from its latest checkpoint
     python train.py --mode tune                              # Ray Tune + ASHA over training.tune.search_space
+    python train.py --mode walkforward [--seeds 0 1 2]       # retrain through history, judge out of sample
     python train.py --address auto                           # an existing Ray cluster
 
 The flow reads top to bottom in `main`: arguments -> config -> market data -> features -> env data
@@ -36,8 +37,10 @@ from wealtharena.app.data import prepare_data
 from wealtharena.app.evaluate import evaluate_path, evaluate_seeds, report_seeds
 from wealtharena.app.training import train_and_report
 from wealtharena.app.tune import run_tune
+from wealtharena.app.walkforward import plan_windows, walk_forward, window_config, window_data
 from wealtharena.cli import run_cli, setup_logging
 from wealtharena.config import load_config
+from wealtharena.data import load_market_data
 from wealtharena.errors import CheckpointError, ConfigError
 from wealtharena.training.runtime import ray_session
 
@@ -54,9 +57,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--mode",
-        choices=["train", "evaluate", "tune"],
+        choices=["train", "evaluate", "tune", "walkforward"],
         default="train",
-        help="train (default; resumes when --checkpoint is given), evaluate a checkpoint, or tune",
+        help="train (default; resumes when --checkpoint is given), evaluate a checkpoint, tune, or walkforward "
+        "(the walkforward config section)",
     )
     p.add_argument("--algorithm", choices=["ppo", "a2c", "sac"], help="override training.algorithm")
     p.add_argument(
@@ -116,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     cfg = load_config(args.config, overrides)  # 1. the typed config
+    if args.mode == "walkforward":
+        return walkforward_mode(args, cfg, overrides)
     data = prepare_data(cfg)  # 2-4. market data -> features -> env data, once
     experiment = args.experiment or cfg.name
     split = args.split or "validation"
@@ -139,6 +145,25 @@ def main(argv: list[str] | None = None) -> int:
             cfg_s = load_config(args.config, {**overrides, "seed": seed})
             results[seed] = train_and_report(cfg_s, data, experiment, split, run_name=f"{stamp}-s{seed}", **options)
     report_seeds(results, Path(cfg.training.checkpoint_dir) / experiment, split)
+    return 0
+
+
+def walkforward_mode(args: argparse.Namespace, cfg, overrides: dict) -> int:
+    """Every window of the walkforward section (for each seed), then the stitched out-of-sample report."""
+    if args.checkpoint:
+        raise ConfigError(
+            "--mode walkforward trains its own windows: drop --checkpoint (a killed run resumes by itself)"
+        )
+    windows = plan_windows(cfg)  # a setting that leaves no room fails here, before anything runs
+    seeds = args.seeds or [cfg.seed]
+    cfgs = {seed: load_config(args.config, {**overrides, "seed": seed}) for seed in seeds}
+    market = load_market_data(cfg.data)  # the whole range once; each window takes its own splits of it
+    first = window_data(window_config(cfg, windows[0]), market)
+    log.info("walk-forward: %d windows, %s .. %s, seeds %s", len(windows), windows[0].name, windows[-1].name, seeds)
+    experiment = Path(cfg.training.checkpoint_dir) / (args.experiment or cfg.name)
+    with ray_session(cfg, args.address, obs_dim=len(first.observation_names(cfg.env.desk_observation))):
+        report = walk_forward(cfgs, market, experiment, progress=not args.no_progress)
+    print(f"\nreport: {report}")
     return 0
 
 

@@ -819,6 +819,40 @@ class EnsembleConfig(_Strict):
 
 
 # ------------------------------------------------------------------------------------- root
+class WalkForwardConfig(_Strict):
+    """`train.py --mode walkforward`: retrain through history and trade each test period once, out of sample.
+
+    For each test period P (a calendar year by default, from `first_test_year`): the agents train from
+    `data.splits.train.start` (or the last `train_years`) to the day before the validation period, the
+    `validation_months` before P choose the checkpoint and fit the desk's gate, and P is traded once. The
+    periods run to `data.splits.test.end`. Features are z-scored on each window's own training rows."""
+
+    first_test_year: Annotated[int, Field(ge=1900, le=2100)] = 1996
+    """The first test period starts on January 1 of this year."""
+    last_test_year: Annotated[int, Field(ge=1900, le=2100)] | None = None
+    """The last test period lies in this year; null: the year of `data.splits.test.end`."""
+    step_months: Literal[1, 3, 6, 12] = 12
+    """Length of each test period (and the step between windows): a year (12), a half, a quarter (3), a month."""
+    validation_months: Literal[3, 6, 12, 24] = 12
+    """The period before each test period that chooses the checkpoint and fits the desk's gate."""
+    train_years: PositiveInt | None = None
+    """Training window: null expands from `data.splits.train.start`; n keeps the last n years (rolling)."""
+    min_train_years: PositiveInt = 4
+    """Fewest years of training any window may have (the first window's)."""
+    warm_start: bool = True
+    """Each window starts from the previous window's chosen policies and trains `warm_iterations` (the first
+    window trains `training.iterations`); false: every window trains from scratch, `training.iterations`."""
+    warm_iterations: PositiveInt = 12
+    """Iterations of a warm-started window."""
+    parallel: bool = False
+    """Windows trained from scratch run as parallel Ray tasks (each with its own env runners; on a cluster, on
+    any node), and so do the seeds of `--seeds`."""
+    bootstrap_reps: Annotated[int, Field(ge=100, le=100_000)] = 2000
+    """Resamples behind the intervals and the tests (stationary bootstrap, arch)."""
+    test_size: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.05
+    """Size of the tests: family-wise error of StepM, the level the report reads the SPA p-value against."""
+
+
 class Config(_Strict):
     """A whole run. `profile_risk(name)` and `profile_reward(name)` resolve a profile's limits and weights."""
 
@@ -846,6 +880,8 @@ class Config(_Strict):
     """Evaluation reports."""
     ensemble: EnsembleConfig = EnsembleConfig()
     """The mixture-of-experts desk."""
+    walkforward: WalkForwardConfig = WalkForwardConfig()
+    """`--mode walkforward`: rolling retraining and the stitched out-of-sample test."""
 
     @field_validator("profiles", mode="before")
     @classmethod

@@ -58,10 +58,12 @@ def test_windows_equal_single_episodes(cfg, sample_data):
     assert by_policy["balanced"][1] == pytest.approx(result.rewards[:, 2].std(ddof=1) / np.sqrt(len(result.starts)))
 
 
-def test_a_split_too_short_for_one_episode_is_refused(cfg, sample_data):
+def test_a_split_shorter_than_an_episode_is_one_episode_of_the_whole_split(cfg, sample_data):
+    """A walk-forward window's validation year is shorter than a training episode: one episode covers it."""
     long = cfg.model_copy(update={"env": cfg.env.model_copy(update={"episode_length": 5000})})
-    with pytest.raises(ValueError, match="too few for 5000-day episodes"):
-        run_episodes(long, sample_data, equal_weight_policy(20), "validation", stride=21)
+    episodes = run_episodes(long, sample_data, equal_weight_policy(20), "validation", stride=21)
+    lo, hi = sample_data.usable_rows("validation")
+    assert len(episodes.starts) == 1 and episodes.length == hi - lo - 1
 
 
 def _validation(episodes, iteration):

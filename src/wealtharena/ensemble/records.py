@@ -40,7 +40,7 @@ def tracks_key(cfg: Config, data: EnvData, policy: Policy, split: str) -> str | 
 
 
 def save_tracks(path: Path, key: str, tracks: list[Track]) -> None:
-    """The agents' tracks as arrays (no pickle), written to a temporary file first so that an interrupted
+    """Tracks as arrays (no pickle) under `key`, written to a temporary file first so that an interrupted
     write never leaves a half file under `path`."""
     arrays: dict[str, np.ndarray] = {}
     meta = []
@@ -50,7 +50,16 @@ def save_tracks(path: Path, key: str, tracks: list[Track]) -> None:
             arrays[f"weights_{i}"] = t.weights
         if t.rewards is not None:
             arrays[f"rewards_{i}"] = t.rewards
-        meta.append({"name": t.name, "profile": t.profile, "members": list(t.members), "events": dict(t.events)})
+        meta.append(
+            {
+                "kind": t.kind,
+                "name": t.name,
+                "profile": t.profile,
+                "members": list(t.members),
+                "events": dict(t.events),
+                "note": t.note,
+            }
+        )
     arrays["meta"] = np.array(json.dumps({"key": key, "tracks": meta}))
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, allow_pickle=False, **arrays)
@@ -70,7 +79,7 @@ def load_tracks(path: Path, key: str) -> list[Track] | None:
                 return None
             return [
                 Track(
-                    key=TrackKey("agent", m["name"]),
+                    key=TrackKey(m.get("kind", "agent"), m["name"]),
                     dates=z[f"dates_{i}"],
                     values=z[f"values_{i}"],
                     weights=z[f"weights_{i}"] if f"weights_{i}" in z else None,
@@ -79,6 +88,7 @@ def load_tracks(path: Path, key: str) -> list[Track] | None:
                     events=Counter(m["events"]),
                     profile=m["profile"],
                     members=tuple(m["members"]),
+                    note=m.get("note", ""),
                 )
                 for i, m in enumerate(meta["tracks"])
             ]

@@ -74,6 +74,8 @@ class TrackKey:
     def label(self) -> str:
         if self.kind == "benchmark":
             return f"{self.name} buy & hold"
+        if self.kind == "baseline" and self.name.startswith("equal_weight_"):  # under a profile's limits
+            return f"equal weight ({self.name.removeprefix('equal_weight_')} limits)"
         return LABELS.get((self.kind, self.name), self.name)
 
 
@@ -91,6 +93,7 @@ class Track:
     profile: str | None = None
     members: tuple[str, ...] = ()  # the agents an agent row stands for (identical behaviour)
     note: str = ""  # e.g. "in-sample", "unattainable"
+    daily_returns: np.ndarray | None = None  # [S] when given (a stitched track), the returns `values` compound
 
     @property
     def name(self) -> str:
@@ -102,6 +105,8 @@ class Track:
 
     @property
     def returns(self) -> np.ndarray:
+        if self.daily_returns is not None:
+            return self.daily_returns
         return self.values[1:] / self.values[:-1] - 1.0
 
     @property

@@ -64,12 +64,13 @@ def run_episodes(
     cfg: Config, data: EnvData, policy: Policy, split: str, stride: int, length: int | None = None
 ) -> EpisodeSet:
     """Every agent, deterministically, over training-length episodes of `split` starting every
-    `stride` days."""
-    length = length or cfg.env.episode_length or data.usable_rows(split)[1] - data.usable_rows(split)[0]
+    `stride` days; a split shorter than an episode (a walk-forward window's validation year) is one
+    episode of the whole split."""
     lo, hi = data.usable_rows(split)
     lo = max(lo, data.market_risk.lookback_max)
-    if hi - lo <= length:
-        raise ValueError(f"split '{split}' has {hi - lo} usable days, too few for {length}-day episodes")
+    length = min(length or cfg.env.episode_length or hi - lo, hi - lo - 1)
+    if length < 2:
+        raise ValueError(f"split '{split}' has {hi - lo} usable days, too few for episodes")
     starts = np.arange(lo, hi - length + 1, stride)
     profiles = [a.profile for a in cfg.agents]
     core = TradingCore(cfg, profiles, split, data=data, desk=cfg.env.desk_observation, n_envs=len(starts))

@@ -172,7 +172,8 @@ def write_results(
     if training_plot is not None and training_plot.is_file():
         paths["training"] = out_dir / "training.png"
         shutil.copyfile(training_plot, paths["training"])
-    paths |= plot_all(bt, out_dir, plotted)
+    if plotted is None or len(plotted):
+        paths |= plot_all(bt, out_dir, plotted)
     for section in sections:
         paths |= section.files
     if tearsheets:

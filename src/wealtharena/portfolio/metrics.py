@@ -25,6 +25,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from arch.bootstrap import CircularBlockBootstrap
 
 PERIODS = 252
 
@@ -144,22 +145,21 @@ def turnover(weights: np.ndarray) -> float:
 def sharpe_interval(
     r: np.ndarray, confidence: float = 0.95, n_boot: int = 1000, block: int = 20, seed: int = 0, periods: int = PERIODS
 ) -> tuple[float, float]:
-    """Bootstrap interval of the annualised Sharpe ratio: circular block bootstrap (blocks of
-    `block` days keep short-range dependence), `n_boot` resamples, fixed `seed` so the numbers
-    reproduce. Returns (low, high) percentiles at (1 -/+ confidence) / 2."""
+    """Bootstrap interval of the annualised Sharpe ratio: circular block bootstrap (arch's
+    `CircularBlockBootstrap`; blocks of `block` days keep short-range dependence), `n_boot` resamples,
+    fixed `seed` so the numbers reproduce. Returns (low, high) percentiles at (1 -/+ confidence) / 2."""
     r = _arr(r)
-    n = len(r)
-    if n < 2 * block:
+    if len(r) < 2 * block:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    n_blocks = -(-n // block)
-    starts = rng.integers(0, n, size=(n_boot, n_blocks))
-    idx = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(n_boot, -1)[:, :n] % n
-    sample = r[idx]
-    sd = sample.std(axis=1, ddof=1)
-    s = np.where(sd > 0, sample.mean(axis=1) / np.where(sd > 0, sd, 1.0) * math.sqrt(periods), np.nan)
-    tail = (1.0 - confidence) / 2.0
-    return float(np.nanquantile(s, tail)), float(np.nanquantile(s, 1.0 - tail))
+
+    def annual_sharpe(x: np.ndarray) -> np.ndarray:
+        sd = x.std(ddof=1)
+        return np.array([x.mean() / sd * math.sqrt(periods) if sd > 0 else np.nan])
+
+    low, high = CircularBlockBootstrap(block, r, seed=seed).conf_int(
+        annual_sharpe, reps=n_boot, method="percentile", size=confidence
+    )[:, 0]
+    return float(low), float(high)
 
 
 @dataclass(frozen=True)

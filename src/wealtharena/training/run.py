@@ -47,7 +47,7 @@ from wealtharena.training.checkpoints import (
     read_meta,
     resolve_checkpoint,
 )
-from wealtharena.training.inference import TrainedPolicy
+from wealtharena.training.inference import MODULES_DIR, TrainedPolicy
 from wealtharena.training.provenance import git_commit, restore_rng, rng_state
 from wealtharena.training.results import IterationRecord, Validation
 from wealtharena.training.runtime import (
@@ -100,8 +100,10 @@ class TrainResult:
 
 class Run:
     """A training run of `cfg` on `data` under `checkpoints/<experiment>/`: new (`run_name`, else the UTC
-    time and seed) or resumed from `checkpoint` (a checkpoint or run folder, or a storage URI).
-    `revive` turns a stored validation dict back into the caller's `Validation` (when resuming)."""
+    time and seed) or resumed from `checkpoint` (a checkpoint or run folder, or a storage URI). A new run
+    may start from the policies of another checkpoint (`init_from`: its weights, with a fresh optimiser and
+    counters), as walk-forward's windows do. `revive` turns a stored validation dict back into the caller's
+    `Validation` (when resuming)."""
 
     def __init__(
         self,
@@ -114,8 +116,10 @@ class Run:
         hooks: Sequence[RunHooks] = (),
         checkpoint: str | Path | None = None,
         run_name: str | None = None,
+        init_from: Path | None = None,
     ):
         self.cfg, self.data, self.experiment = cfg, data, experiment
+        self.init_from = init_from
         self.validate_fn, self.revive = validate, revive
         self.hooks = list(hooks)
         self.checkpoint, self.run_name = checkpoint, run_name
@@ -163,6 +167,9 @@ class Run:
             self.algo = build_algorithm_config(cfg, self.data).callbacks(RewardTermsCallback).build_algo()
             if cfg.training.algorithm != "sac":
                 init_log_std(self.algo, {p: cfg.training.log_std_of(p) for p in cfg.policy_ids})
+            if self.init_from is not None:
+                load_policies(self.algo, self.init_from, cfg)
+                log.info("policies start from %s", self.init_from)
             mlflow = None
         self.store = CheckpointStore(self.run_dir, cfg.training.storage_path, self.experiment)
         self.last_path, self.best_path = self.store.latest(), self.store.best()
@@ -293,6 +300,16 @@ class Run:
         if self.algo is not None:
             self.algo.stop()
         self._holder = None
+
+
+def load_policies(algo: Any, checkpoint: Path, cfg: Config) -> None:
+    """Every policy's weights from `checkpoint` (a checkpoint folder of a compatible config) into the learner,
+    then to the env runners."""
+    check_compatible(cfg, read_meta(checkpoint), checkpoint)
+    algo.restore_from_path(checkpoint / MODULES_DIR, component="learner_group/learner/rl_module")
+    algo.env_runner_group.sync_weights(
+        from_worker_or_learner_group=algo.learner_group, inference_only=True, timeout_seconds=60
+    )
 
 
 class ProgressBar(RunHooks):

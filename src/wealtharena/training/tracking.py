@@ -187,6 +187,25 @@ class MlflowTracker:
         tracker.run_id = run.info.run_id
         return tracker
 
+    @classmethod
+    def parent(cls, cfg: Config, experiment: str, name: str) -> MlflowTracker | None:
+        """A run that groups others (a walk-forward's windows nest under it), or None without MLflow."""
+        if not cfg.tracking.mlflow.enabled:
+            return None
+        tracker = cls(cfg, experiment)
+        try:
+            tracker._connect(tracker.uri)
+            tracker.run_id = tracker.client.create_run(tracker.exp_id, tags={"mlflow.runName": name}).info.run_id
+        except Exception as exc:
+            log.warning("MLflow unreachable (%s): the %s run is not recorded", type(exc).__name__, name)
+            return None
+        return tracker
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self._safe(
+            "tag", lambda: self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()]), tags
+        )
+
     # -------------------------------------------------------------- API used by the trainer
     def start(self, cfg: Config, run_dir: Path, meta: CheckpointMeta) -> None:
         self.fallback = run_dir / "tracking_fallback.jsonl"
