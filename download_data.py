@@ -16,6 +16,7 @@ import logging
 import sys
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from wealtharena.cli import run_cli, setup_logging
 from wealtharena.config import ServiceSettings, load_config
@@ -58,7 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.data.tickers
         else (len(SampleProvider.universe) if cfg.data.provider == "sample" else None)
     )
-    with tqdm(total=expected, desc=f"loading {cfg.data.provider}", unit="ticker", file=sys.stderr) as bar:
+    # a bar on a terminal only, with the log lines printed above it (piped output gets the log lines alone)
+    with (
+        logging_redirect_tqdm(),
+        tqdm(
+            total=expected,
+            desc=f"loading {cfg.data.provider}",
+            unit="ticker",
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+        ) as bar,
+    ):
         market = load_market_data(cfg.data, ServiceSettings.from_env(), refresh=args.refresh, progress=bar.update)
     table = market.report.table()
     table["cache"] = market.report.cache

@@ -89,11 +89,22 @@ def test_agent_with_unknown_profile_is_named():
         config_from_dict({"agents": [{"id": "x_0", "profile": "reckless"}]})
 
 
-def test_profile_risk_override_is_validated():
-    with pytest.raises(ConfigError, match=r"unknown risk keys \['stop_los'\]"):
+def test_profile_risk_overrides_are_typed_checked_once_and_only_what_is_set_is_kept():
+    with pytest.raises(ConfigError, match=r"profiles\.balanced\.risk\.stop_los: unknown key. Did you mean 'stop_loss'"):
         config_from_dict({"profiles": {"balanced": {"risk": {"stop_los": 0.1}}}})
-    with pytest.raises(ConfigError, match=r"profiles\.balanced\.risk: max_position"):
+    with pytest.raises(
+        ConfigError, match=r"profiles\.balanced\.risk\.max_position: Input should be less than or equal"
+    ):
         config_from_dict({"profiles": {"balanced": {"risk": {"max_position": 2.0}}}})
+    with pytest.raises(ConfigError, match=r"profiles\.balanced\.risk: max_position 0\.5 is above max_leverage 0\.4"):
+        config_from_dict({"profiles": {"balanced": {"risk": {"max_position": 0.5, "max_leverage": 0.4}}}})
+    with pytest.raises(ConfigError, match=r"\['var_lookback'\] are shared by all agents"):
+        config_from_dict({"profiles": {"balanced": {"risk": {"var_lookback": 100}}}})
+    cfg = config_from_dict({"profiles": {"balanced": {"risk": {"vol_target": None, "stop_loss": 0.05}}}})
+    assert cfg.profile_risk("balanced") is cfg.profile_risk("balanced")  # resolved once, with the config
+    assert cfg.profile_risk("balanced").vol_target is None and cfg.profile_risk("balanced").stop_loss == 0.05
+    assert cfg.model_dump(mode="json")["profiles"]["balanced"]["risk"] == {"vol_target": None, "stop_loss": 0.05}
+    assert config_from_dict(cfg.model_dump(mode="json")) == cfg  # the dump reads back to the same config
 
 
 def test_csv_provider_needs_its_section():

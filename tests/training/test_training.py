@@ -552,3 +552,26 @@ def test_train_py_runs_are_bit_identical_across_processes(tmp_path):
     assert a.python_hash_seed == b.python_hash_seed == "0"
     assert [h["policy_return"] for h in a.history] == [h["policy_return"] for h in b.history]
     assert [h["learner"] for h in a.history] == [h["learner"] for h in b.history]
+
+
+def test_evaluating_seeds_refuses_runs_of_different_algorithms(ppo_run, tmp_path):
+    """`--mode evaluate --seeds` takes each seed's newest run: when those were trained with different configs
+    or algorithms it refuses, naming the runs, instead of averaging them."""
+    import shutil
+
+    from wealtharena.app.evaluate import evaluate_seeds
+
+    cfg, result = ppo_run
+    experiment = tmp_path / "mixed"
+    for seed in (0, 1):
+        shutil.copytree(
+            result.run_dir, experiment / f"20260101-000000-s{seed}", ignore=shutil.ignore_patterns("eval-*")
+        )
+    meta_path = experiment / "20260101-000000-s1" / "best" / "wealtharena.json"
+    meta = json.loads(meta_path.read_text())
+    meta["compat"]["algorithm"] = meta["config"]["training"]["algorithm"] = "a2c"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(
+        CheckpointError, match=r"different configs or algorithms \(seed 0: .*\(ppo\), seed 1: .*\(a2c\)\)"
+    ):
+        evaluate_seeds(experiment, [0, 1], "validation", None, {})

@@ -12,9 +12,12 @@ cleaned here; `validation.py` checks and `market_data.py` aligns.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from importlib.metadata import version
@@ -160,6 +163,12 @@ class YFinanceProvider:
             import yfinance  # only the yfinance provider needs it (about a second to import)
 
             download = yfinance.download
+        with _quiet_yfinance():
+            return self._download_with(download, tickers, start, end)
+
+    def _download_with(
+        self, download: Callable[..., pd.DataFrame], tickers: list[str], start: date, end: date
+    ) -> pd.DataFrame:
         # yfinance's `end` is exclusive.
         return download(
             tickers,
@@ -284,8 +293,8 @@ class CsvProvider:
         frames: dict[str, pd.DataFrame] = {}
         origins: dict[str, str] = {}
         if self.cfg.layout == "wide":
-            wide = _read_table(path, ticker="(wide file)")
-            date_col = _date_column(wide, path, "(wide file)")
+            wide = _read_table(path, ticker=WIDE)
+            date_col = _date_column(wide, path, WIDE)
             wide = wide.set_index(date_col)
             columns = [c for c in wide.columns]
             wanted = list(tickers) if tickers else columns
@@ -360,9 +369,35 @@ class CsvProvider:
         return RawPrices(frames, benchmark, "benchmark" if benchmark is not None else None, str(path), origins)
 
 
+@contextlib.contextmanager
+def _quiet_yfinance() -> Iterator[None]:
+    """yfinance's own output (its logger's errors, prints, pandas' deprecation warnings inside it) held back:
+    a failure reaches the user once, as this module's `DataError` after the retries."""
+    logger = logging.getLogger("yfinance")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+WIDE = "(wide file)"  # what a wide file's messages name instead of one ticker
+
+
 def _read_table(path: Path, ticker: str) -> pd.DataFrame:
     if not path.exists():
-        raise DataError(f"file {path} for {ticker} does not exist")
+        what = "the prices of every ticker (data.csv.layout: wide)" if ticker == WIDE else f"ticker {ticker}"
+        raise DataError(
+            f"{path} does not exist: it should hold {what}; check data.csv.path (relative paths start from the "
+            "folder you run from)"
+        )
     if path.stat().st_size == 0:
         raise DataQualityError("empty", ticker, None, "the file is empty", str(path))
     try:

@@ -231,9 +231,9 @@ def plot_all(bt: Backtest, out_dir: Path, plotted: Sequence[Track] | None = None
         labels = [bt.tickers[i] if bt.tickers else str(i) for i in top] + ["others", "cash"]
         ax.stackplot(dates[tr.label][1:], *stack, labels=labels, alpha=0.85)
         ax.set_ylim(0, 1)
-        ax.set_title(f"Allocation of {tr.label} after the risk manager ({bt.title()})")
+        ax.set_title(f"Allocation of {tr.label} after the risk manager\n{bt.title()}", fontsize=10)
         ax.legend(fontsize=7, ncol=5, loc="upper left")
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.05, right=0.99, top=0.86, bottom=0.08)
         path = out_dir / f"allocation_{tr.name}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
@@ -321,13 +321,22 @@ def write_tearsheets(bt: Backtest, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
+def figure_title(key: str, bt: Backtest) -> str:
+    """A report heading for a figure file's key (`equity`, `allocation_<agent>`, ...)."""
+    if key.startswith("allocation_"):
+        agent = key.removeprefix("allocation_")
+        track = next((t for t in bt.agents() if t.name == agent), None)
+        return f"Allocation of {track.label if track is not None else agent}"
+    return {"equity": "Growth of 1", "drawdown": "Drawdown"}.get(key, key.replace("_", " "))
+
+
 def write_html(
     bt: Backtest, out_dir: Path, paths: dict[str, Path], survivorship: bool, sections: Sequence[ReportSection] = ()
 ) -> Path:
     table = format_table(bt.metrics_table())
     in_sections = {p for section in sections for p in section.files.values()}
     images = "".join(
-        f'<h3>{html.escape(k)}</h3><img src="{p.name}" style="max-width:100%">'
+        f'<h3>{html.escape(figure_title(k, bt))}</h3><img src="{p.name}" style="max-width:100%">'
         for k, p in paths.items()
         if p.suffix == ".png" and p not in in_sections and k != "training"
     )
@@ -339,8 +348,10 @@ def write_html(
     training = ""
     if "training" in paths:
         training = (
-            "<h2>Learning curve (train split)</h2><p>Episode return and each reward term per policy over the "
-            'training iterations.</p><img src="training.png" style="max-width:100%">'
+            "<h2>Learning curve</h2><p>Top: episode return and each reward term per policy over the training "
+            "iterations (train split). Bottom: the validation every few iterations that the console prints, each "
+            "policy's mean episode reward (with two standard errors) and the whole split's mean Sharpe, which "
+            'picks the best checkpoint.</p><img src="training.png" style="max-width:100%">'
         )
     blocks = "".join(f"<h2>{html.escape(s.title)}</h2>{s.body_html}" for s in sections)
     body = (

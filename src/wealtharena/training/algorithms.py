@@ -106,7 +106,7 @@ def build_algorithm_config(cfg: Config, data: EnvData, seed: int | None = None) 
             alpha_lr=tr.lr,
             train_batch_size_per_learner=min(tr.minibatch_size, 256),
             replay_buffer_config={"type": "MultiAgentEpisodeReplayBuffer", "capacity": 100_000},
-            num_steps_sampled_before_learning_starts=min(tr.train_batch_size, 2000),
+            num_steps_sampled_before_learning_starts=sac_warmup_steps(cfg),
         )
     else:
         # Episode returns reach tens of reward units: PPO's default vf_clip_param (10) would clip the
@@ -162,6 +162,11 @@ def build_algorithm_config(cfg: Config, data: EnvData, seed: int | None = None) 
     if overrides:
         config = config.rl_module(algorithm_config_overrides_per_module=overrides)
     return config
+
+
+def sac_warmup_steps(cfg: Config) -> int:
+    """Env steps SAC samples before its first update (its replay buffer's warm-up)."""
+    return min(cfg.training.train_batch_size, 2000)
 
 
 def _critic_connector(*args: Any, **kwargs: Any) -> CriticInputs:

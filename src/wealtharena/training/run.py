@@ -36,7 +36,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from wealtharena.config import Config
 from wealtharena.envs.data import EnvData
 from wealtharena.training import data_service
-from wealtharena.training.algorithms import build_algorithm_config, init_log_std, register
+from wealtharena.training.algorithms import build_algorithm_config, init_log_std, register, sac_warmup_steps
 from wealtharena.training.callbacks import RewardTermsCallback
 from wealtharena.training.checkpoints import (
     CheckpointMeta,
@@ -189,6 +189,12 @@ class Run:
         )
         for hook in self.hooks:
             hook.on_start(self)
+        if cfg.training.algorithm == "sac" and self.algo.iteration == 0:
+            log.info(
+                "SAC samples %d env steps into its replay buffer before its first update: the first iterations "
+                "only sample (returns appear once an episode ends)",
+                sac_warmup_steps(cfg),
+            )
         if self.algo.iteration == 0 and self.validate_fn is not None:
             # the untrained policies on the validation split: the baseline learning is judged against
             self._validate(0)
@@ -228,6 +234,13 @@ class Run:
                 for p, terms in record.reward_terms.items()
             ),
         )
+        if self.cfg.training.algorithm == "sac" and not record.learner:
+            log.info(
+                "iter %d: SAC warm-up, %d of %d env steps sampled, no update yet",
+                record.iteration,
+                record.env_steps,
+                sac_warmup_steps(self.cfg),
+            )
         for hook in self.hooks:
             hook.on_iteration(self, record)
         it, tr = record.iteration, self.cfg.training

@@ -1,40 +1,29 @@
-"""The YAML schema of a WealthArena run and `load_config()`.
+"""The YAML schema of a WealthArena run: frozen pydantic models, one per section, and their defaults.
 
-One YAML file describes a whole run. It is parsed once into frozen pydantic models; sub-configs
-are handed down, never raw dicts. Unknown keys, wrong types and impossible values are
-`ConfigError`s naming the file, the key path and what is allowed.
-
-The defaults of the schema are the default run: `Config()` is what `config/default.yaml`
-describes, and a YAML file only names what it changes or wants to show. Every key is documented
-below (the docstring under a field is its description); `docs/configuration.md` lists them all and
-is generated from this module (`python -m wealtharena.config > docs/configuration.md`).
-
-This is the only module that reads YAML or environment variables. Secrets and service URLs
-(`REDIS_URL`, `MLFLOW_TRACKING_URI`, `WANDB_API_KEY`, an LLM endpoint's key) come from the
-environment through `ServiceSettings` and are never logged or written into a config dump.
+The defaults of the schema are the default run: `Config()` is what `config/default.yaml` describes, and a
+YAML file only names what it changes or wants to show. Every key is documented here (the docstring under a
+field is its description); `docs/configuration.md` lists them all (`wealtharena.config.reference`).
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
 import hashlib
 import json
-import os
-import sys
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_origin
+from typing import Annotated, Any, Literal, Optional
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from wealtharena.errors import ConfigError
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = PROJECT_ROOT / "config"
-DEFAULT_CONFIG = "default.yaml"
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFraction = Annotated[float, Field(gt=0.0, le=1.0)]
@@ -380,28 +369,53 @@ class RewardWeights(_Strict):
 SHARED_RISK_KEYS = ("vol_lookback", "var_lookback", "var_method", "var_confidence", "correlation_lookback")
 
 
-class ProfileConfig(_Strict):
-    """A profile: reward weights plus risk-limit overrides on top of the top-level `risk` section."""
+def _risk_overrides_model() -> type[BaseModel]:
+    """`RiskOverrides`: every per-agent `RiskConfig` key, optional, with the same types and bounds; only the keys
+    a profile sets are kept (and dumped)."""
+    fields: dict[str, Any] = {
+        name: (
+            Optional[Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation],  # noqa: UP045
+            Field(default=None, description=info.description),
+        )
+        for name, info in RiskConfig.model_fields.items()
+        if name not in SHARED_RISK_KEYS
+    }
+    return create_model("RiskOverrides", __base__=_RiskOverridesBase, **fields)
 
-    reward: RewardWeights = RewardWeights()
-    """The profile's reward weights (a profile given in YAML lists all it changes from the formula's)."""
-    risk: dict[str, Any] = Field(default_factory=dict)
-    """Risk keys that differ from the top-level `risk` section for this profile (e.g. `{vol_target: 0.08}`)."""
 
-    @field_validator("risk")
+class _RiskOverridesBase(_Strict):
+    """The risk keys a profile sets differently from the top-level `risk` section (the others are not set)."""
+
+    @model_validator(mode="before")
     @classmethod
-    def _known_risk_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
-        allowed = sorted(set(RiskConfig.model_fields) - set(SHARED_RISK_KEYS))
-        unknown = sorted(set(value) - set(RiskConfig.model_fields))
-        if unknown:
-            raise ValueError(f"unknown risk keys {unknown}; allowed: {allowed}")
-        shared = sorted(set(value) & set(SHARED_RISK_KEYS))
+    def _shared_keys(cls, value: Any) -> Any:
+        shared = sorted(set(value) & set(SHARED_RISK_KEYS)) if isinstance(value, dict) else []
         if shared:
             raise ValueError(
                 f"{shared} are shared by all agents (market quantities are computed once per date); "
                 "set them in the top-level 'risk' section"
             )
         return value
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler: Any) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
+
+    def given(self) -> dict[str, Any]:
+        """The keys the profile set, with their values."""
+        return {k: getattr(self, k) for k in self.model_fields_set}
+
+
+RiskOverrides = _risk_overrides_model()
+
+
+class ProfileConfig(_Strict):
+    """A profile: reward weights plus risk-limit overrides on top of the top-level `risk` section."""
+
+    reward: RewardWeights = RewardWeights()
+    """The profile's reward weights (a profile given in YAML lists all it changes from the formula's)."""
+    risk: RiskOverrides = Field(default_factory=RiskOverrides)  # type: ignore[valid-type]
+    """Risk keys that differ from the top-level `risk` section for this profile (e.g. `{vol_target: 0.08}`)."""
 
 
 def _default_profiles() -> dict[str, ProfileConfig]:
@@ -413,14 +427,14 @@ def _default_profiles() -> dict[str, ProfileConfig]:
             reward=RewardWeights(
                 profit=1.5, risk=1.0, cost=0.2, stability=0.1, sharpe=1.0, momentum=0.3, diversification=0.4
             ),
-            risk={"max_position": 0.10, "vol_target": 0.08, "max_drawdown": 0.10, "halt_drawdown": 0.18},
+            risk=RiskOverrides(max_position=0.10, vol_target=0.08, max_drawdown=0.10, halt_drawdown=0.18),
         ),
         "balanced": ProfileConfig(),
         "aggressive": ProfileConfig(
             reward=RewardWeights(
                 profit=3.0, risk=0.25, cost=0.05, stability=0.02, sharpe=0.8, momentum=0.6, diversification=0.1
             ),
-            risk={"vol_target": 0.18},
+            risk=RiskOverrides(vol_target=0.18),
         ),
     }
 
@@ -883,6 +897,8 @@ class Config(_Strict):
     walkforward: WalkForwardConfig = WalkForwardConfig()
     """`--mode walkforward`: rolling retraining and the stitched out-of-sample test."""
 
+    _profile_risks: dict[str, RiskConfig] = PrivateAttr(default_factory=dict)
+
     @field_validator("profiles", mode="before")
     @classmethod
     def _merge_default_profiles(cls, value: Any) -> Any:
@@ -907,7 +923,7 @@ class Config(_Strict):
                 )
         for name in self.profiles:
             try:
-                self.profile_risk(name)
+                self._profile_risks[name] = self._resolve_profile_risk(name)
             except ValidationError as exc:
                 raise ValueError(f"profiles.{name}.risk: {_first_message(exc)}") from None
         if self.ensemble.fund_profile not in self.profiles:
@@ -937,8 +953,11 @@ class Config(_Strict):
                 raise ValueError(f"{key}: {unknown} are not experts of this desk; use one of {self.expert_names()}")
 
     def profile_risk(self, profile: str) -> RiskConfig:
-        """The top-level risk limits with the profile's overrides applied (validated)."""
-        overrides = self.profiles[profile].risk
+        """The top-level risk limits with the profile's overrides applied (validated once, with the config)."""
+        return self._profile_risks[profile]
+
+    def _resolve_profile_risk(self, profile: str) -> RiskConfig:
+        overrides = _RiskOverridesBase.given(self.profiles[profile].risk)
         return RiskConfig.model_validate({**self.risk.model_dump(), **overrides}) if overrides else self.risk
 
     def profile_reward(self, profile: str) -> RewardWeights:
@@ -955,204 +974,8 @@ class Config(_Strict):
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-# ------------------------------------------------------------------------------ environment
-@dataclass(frozen=True)
-class ServiceSettings:
-    """Service URLs and secrets from the environment. `repr` never shows a secret."""
-
-    redis_url: str | None = None
-    mlflow_tracking_uri: str | None = None
-    wandb_api_key: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_env(cls) -> ServiceSettings:
-        return cls(
-            redis_url=os.environ.get("REDIS_URL") or None,
-            mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
-            wandb_api_key=os.environ.get("WANDB_API_KEY") or None,
-        )
-
-    @staticmethod
-    def secret(name: str) -> str | None:
-        """A secret from the environment variable `name` (e.g. an LLM endpoint's key), or None."""
-        return os.environ.get(name) or None
-
-
-def redact_url(url: str | None) -> str | None:
-    """`redis://user:secret@host:6379/0` -> `redis://user:***@host:6379/0`, for logs."""
-    if not url or "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0] if ":" in creds else ""
-    return f"{scheme}://{user}:***@{host}"
-
-
-# ------------------------------------------------------------------------------------ loading
-def resolve_config_path(name: str | os.PathLike[str] | None) -> Path:
-    """A path as given, else a bare name under `config/` (with or without `.yaml`)."""
-    if name is None:
-        name = DEFAULT_CONFIG
-    path = Path(name)
-    candidates = [path]
-    if not path.is_absolute():
-        for base in (Path.cwd() / "config", CONFIG_DIR):
-            candidates += [base / path, base / f"{path}.yaml"]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate.resolve()
-    available = sorted(p.name for p in CONFIG_DIR.glob("*.yaml")) if CONFIG_DIR.is_dir() else []
-    raise ConfigError(
-        f"config file '{name}' not found (looked at {', '.join(str(c) for c in candidates[:3])}). "
-        f"Give a path to a YAML file or one of the names in config/: {', '.join(available) or '(none)'}"
-    )
-
-
-def load_config(
-    path: str | os.PathLike[str] | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> Config:
-    """Read, merge dotted `overrides` (e.g. `{"training.algorithm": "sac"}`) and validate a config.
-
-    Raises `ConfigError` naming the file and key path of every problem.
-    """
-    file = resolve_config_path(path)
-    try:
-        raw = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{file}: the top level must be a mapping of sections, got {type(raw).__name__}")
-    for key, value in (overrides or {}).items():
-        _set_dotted(raw, key, value, file)
-    return config_from_dict(raw, source=str(file))
-
-
-def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
-    """Validate a plain dict (an RLlib `env_config`, a test's inline config) into a `Config`."""
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
-
-
-def coerce_config(
-    value: Config | dict[str, Any] | str | os.PathLike[str] | None, overrides: dict[str, Any] | None = None
-) -> Config:
-    """Accept a `Config`, a dict (e.g. RLlib's env_config), or a path/name, plus dotted overrides."""
-    if not isinstance(value, (Config, dict)):
-        return load_config(value, overrides)
-    if not overrides:
-        return value if isinstance(value, Config) else config_from_dict(dict(value))
-    raw = value.model_dump(mode="json") if isinstance(value, Config) else copy.deepcopy(dict(value))
-    for key, item in overrides.items():
-        _set_dotted(raw, key, item, Path("<overrides>"))
-    return config_from_dict(raw)
-
-
-def _set_dotted(raw: dict[str, Any], key: str, value: Any, file: Path) -> None:
-    node = raw
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{file}: override '{key}': '{part}' is not a section")
-        node = child
-    node[parts[-1]] = value
-
-
 def _first_message(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
-    return f"{loc}: {err['msg']}" if loc else err["msg"]
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    """The field names allowed at the parent of `loc` in the Config schema."""
-    model: Any = Config
-    for part in loc[:-1]:
-        if isinstance(part, int) or model is None:
-            continue
-        info = getattr(model, "model_fields", {}).get(part)
-        if info is None:
-            return []
-        model = _model_in(info.annotation)
-    return sorted(getattr(model, "model_fields", {}))
-
-
-def _model_in(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: {exc.error_count()} problem(s) in the config:"]
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(loc)
-            guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            hint = f" Did you mean '{guess[0]}'?" if guess else ""
-            lines.append(f"  - {key}: unknown key.{hint} Allowed here: {', '.join(allowed)}")
-            continue
-        got = err.get("input")
-        got_text = "" if isinstance(got, dict) else f" (got {got!r})"
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"  - {key}: {msg}{got_text}")
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------- reference
-def _default_text(info: Any) -> str:
-    if info.is_required():
-        return "(required)"
-    value = info.get_default(call_default_factory=True)
-    if isinstance(value, BaseModel):
-        return "(section)"
-    if isinstance(value, Path):
-        value = str(value)
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def reference(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted key, default, description) of every key of the schema, sections first-level down."""
-    rows: list[tuple[str, str, str]] = []
-    for name, info in model.model_fields.items():
-        key = f"{prefix}{name}"
-        rows.append((key, _default_text(info), " ".join((info.description or "").split())))
-        sub = _model_in(info.annotation)
-        if sub is not None:
-            origin = get_origin(info.annotation)
-            inner = f"{key}.<name>." if origin is dict else f"{key}[]." if origin is list else f"{key}."
-            rows += reference(sub, inner)
-    return rows
-
-
-def markdown_reference() -> str:
-    """docs/configuration.md: every key with its default and description."""
-    lines = [
-        "# Configuration reference",
-        "",
-        "Generated from `src/wealtharena/config.py` by `python -m wealtharena.config > docs/configuration.md`",
-        "(a test checks it is current). Every key is optional unless marked required; `Config()` is the",
-        "default run, and `config/default.yaml` shows the keys a reader of the default run should see.",
-        "Profiles (`profiles.<name>`) and per-policy settings (`training.policies.<name>`) are maps of the",
-        "sections listed under them.",
-        "",
-        "| key | default | what it does |",
-        "|---|---|---|",
-    ]
-    for key, default, text in reference():
-        lines.append(f"| `{key}` | `{default}` | {text.replace('|', '/')} |")
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    sys.stdout.write(markdown_reference())
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
