@@ -17,15 +17,15 @@ def base(sample_config):
     return sample_config.model_dump(mode="json")
 
 
-def _env(base, data, split="train", **overrides):
-    return TradingEnv(config=base, split=split, data=data, **overrides)
+def _env(base, data, split="train", **options):
+    return TradingEnv(config=base, split=split, data=data, **options)
 
 
 def test_make_with_no_arguments_and_with_overrides(base):
     env = gym.make("WealthArena-v0")
     obs, info = env.reset(seed=0)
     assert obs.shape == (765,) and obs.dtype == np.float32 and set(info) >= {"portfolio_value", "date"}
-    env = gym.make("WealthArena-v0", config=base, env__episode_length=5)
+    env = gym.make("WealthArena-v0", config=base, overrides={"env.episode_length": 5})
     env.reset(seed=0)
     for _i in range(5):
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
@@ -60,7 +60,7 @@ def test_same_seed_same_trajectory(base, sample_data):
 
 
 def test_observation_names_match_the_vector(base, sample_features, sample_market, sample_data):
-    env = _env(base, sample_data, env__random_start=False)
+    env = _env(base, sample_data, overrides={"env.random_start": False})
     names = env.observation_names
     obs, info = env.reset(options={"full": True})
     assert len(names) == len(set(names)) == obs.shape[0]
@@ -88,7 +88,10 @@ def test_episode_by_hand_on_real_days(base, sample_market, sample_data):
         },
     }
     env = TradingEnv(
-        config=cfg, split="validation", data=sample_data, env__random_start=False, env__rebalance_speed=1.0
+        config=cfg,
+        split="validation",
+        data=sample_data,
+        overrides={"env.random_start": False, "env.rebalance_speed": 1.0},
     )
     env.reset()
     t = env.core.portfolio.t
@@ -142,7 +145,7 @@ def test_the_action_changes_the_outcome(base, sample_data):
     """Overweighting one stock or another must lead to different books and values."""
     results = []
     for favourite in (0, 5):
-        env = _env(base, sample_data, split="validation", env__random_start=False)
+        env = _env(base, sample_data, split="validation", overrides={"env.random_start": False})
         env.reset()
         a = np.full(21, -1.0, dtype=np.float32)
         a[favourite] = 1.0
@@ -153,11 +156,11 @@ def test_the_action_changes_the_outcome(base, sample_data):
 
 
 def test_terminated_on_ruin_truncated_at_the_end(base, sample_data):
-    env = _env(base, sample_data, env__ruin_fraction=0.9999, env__episode_length=50)
+    env = _env(base, sample_data, overrides={"env.ruin_fraction": 0.9999, "env.episode_length": 50})
     env.reset(seed=0)
     _, _, term, trunc, _ = env.step(np.zeros(21, dtype=np.float32))  # costs alone cross 99.99%
     assert term and not trunc
-    env = _env(base, sample_data, split="test", env__random_start=False)
+    env = _env(base, sample_data, split="test", overrides={"env.random_start": False})
     env.reset()
     steps = 0
     while True:
@@ -171,7 +174,10 @@ def test_terminated_on_ruin_truncated_at_the_end(base, sample_data):
 def test_rebalance_speed_moves_part_of_the_way(base, sample_data):
     cfg = {**base, "risk": {**base["risk"], **LOOSE_RISK}}
     env = TradingEnv(
-        config=cfg, split="validation", data=sample_data, env__random_start=False, env__rebalance_speed=0.5
+        config=cfg,
+        split="validation",
+        data=sample_data,
+        overrides={"env.random_start": False, "env.rebalance_speed": 0.5},
     )
     env.reset()
     _, _, _, _, info = env.step(np.zeros(21, dtype=np.float32))  # from cash, half way to 1/21 each
@@ -182,7 +188,7 @@ def test_rebalance_speed_moves_part_of_the_way(base, sample_data):
 
 
 def test_any_real_action_is_squashed_not_clipped(base, sample_data):
-    env = _env(base, sample_data, split="validation", env__random_start=False)
+    env = _env(base, sample_data, split="validation", overrides={"env.random_start": False})
     env.reset()
     big = np.zeros(21, dtype=np.float32)
     big[0] = 3.0  # beyond the Box bound
@@ -196,7 +202,9 @@ def test_any_real_action_is_squashed_not_clipped(base, sample_data):
 
 
 def test_shuffled_assets_move_observation_and_action_together(base, sample_data):
-    env = _env(base, sample_data, env__shuffle_assets=True, env__rebalance_speed=1.0, env__action_scale=5.0)
+    env = _env(
+        base, sample_data, overrides={"env.shuffle_assets": True, "env.rebalance_speed": 1.0, "env.action_scale": 5.0}
+    )
     obs, _ = env.reset(seed=4)
     core = env.core
     perm = core.order.perm[0].copy()

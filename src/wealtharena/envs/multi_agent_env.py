@@ -7,58 +7,16 @@ from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
-from pydantic import BaseModel, ConfigDict, field_validator
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from ray.rllib.env.vector.vector_multi_agent_env import VectorMultiAgentEnv
 
-from wealtharena.config import Config, coerce_config
 from wealtharena.envs.core import TradingCore
 from wealtharena.envs.data import EnvData
-from wealtharena.errors import ActionError, ConfigError
+from wealtharena.envs.spec import EnvOptions, EnvShell
+from wealtharena.errors import ActionError
 
 
-class EnvOptions(BaseModel):
-    """What RLlib's `env_config` dict may hold: the run config (object, dict, path or name), the split."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    config: Config
-    split: str = "train"
-    random_start: bool | None = None
-    # False: per-step infos only on an agent's last step (with the episode summary). RLlib does not
-    # read infos to learn, and building and storing them costs about a fifth of training throughput.
-    step_infos: bool = True
-    # Training runners only: every info also holds `critic`, the market's realised returns over the
-    # next h days (TradingCore.enable_critic_inputs), for the value function's input-driven
-    # baseline. Never set for evaluation: it is future data, and only the critic may see it.
-    critic_horizons: list[int] | None = None
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _coerce(cls, value: Any) -> Config:
-        return coerce_config(value)
-
-    @field_validator("split")
-    @classmethod
-    def _split(cls, value: str) -> str:
-        if value not in ("train", "validation", "test"):
-            raise ValueError(f"split must be train, validation or test, got {value!r}")
-        return value
-
-    @classmethod
-    def from_env_config(cls, env_config: dict[str, Any] | None) -> EnvOptions:
-        raw = dict(env_config or {})
-        raw.setdefault("config", None)
-        try:
-            return cls.model_validate(raw)
-        except ConfigError:
-            raise
-        except Exception as exc:
-            raise ConfigError(f"env_config of MultiAgentTradingEnv: {exc}") from None
-
-
-class MultiAgentTradingEnv(MultiAgentEnv):
+class MultiAgentTradingEnv(EnvShell, MultiAgentEnv):
     """The agents of `config.agents` (ids like `conservative_0`), each with its profile's reward
     weights and risk limits, trade independent portfolios on one shared market view.
 
@@ -68,33 +26,26 @@ class MultiAgentTradingEnv(MultiAgentEnv):
     (ruin, drawdown halt) leaves the episode; the others go on. `"__all__"` ends the episode
     when every agent is done or the data window ran out.
 
-    `env_config`: `{"config": <Config | dict | path | name>, "split": "train", "random_start": None,
-    "step_infos": True}`. The trainer sets `step_infos: False`: its env runners then return an
-    agent's info only on that agent's last step (where the episode's reward terms are), since RLlib
-    does not learn from infos. `data` (an `EnvData`) is what the env runs on; without it the env
-    loads its own (training's env creators hand every runner the driver's copy).
+    `env_config`: the options of every shell (`wealtharena.envs.spec`): `{"config": <Config | dict | path
+    | name>, "overrides": {...}, "split": "train", "random_start": None, "step_infos": True}`. The trainer
+    sets `step_infos: False`: its env runners then return an agent's info only on that agent's last step
+    (where the episode's reward terms are), since RLlib does not learn from infos. `data` (an `EnvData`) is
+    what the env runs on; without it the env loads its own (training's env creators hand every runner the
+    driver's copy).
     """
 
     def __init__(self, env_config: dict[str, Any] | None = None, data: EnvData | None = None):
-        opts = EnvOptions.from_env_config(env_config)
+        opts = EnvOptions.parse(env_config)
         super().__init__()
-        self.cfg = opts.config
-        self.split = opts.split
-        self.random_start = self.cfg.env.random_start if opts.random_start is None else opts.random_start
+        cfg = opts.config
+        self.agent_ids = [a.id for a in cfg.agents]
+        core = TradingCore(cfg, [a.profile for a in cfg.agents], opts.split, data=data, desk=cfg.env.desk_observation)
+        self._setup(opts, core)
         self.step_infos = opts.step_infos
-        self.agent_ids = [a.id for a in self.cfg.agents]
-        self.core = TradingCore(
-            self.cfg, [a.profile for a in self.cfg.agents], self.split, data=data, desk=self.cfg.env.desk_observation
-        )
-        if opts.critic_horizons:
-            self.core.enable_critic_inputs(opts.critic_horizons)
         self.possible_agents = list(self.agent_ids)
         self.agents = list(self.agent_ids)
-        obs_space = spaces.Box(-self.core.obs_bound, self.core.obs_bound, (self.core.dim,), np.float32)
-        act_space = spaces.Box(-1.0, 1.0, (self.core.n + 1,), np.float32)
-        self.observation_spaces = {a: obs_space for a in self.agent_ids}
-        self.action_spaces = {a: act_space for a in self.agent_ids}
-        self.observation_names = self.core.names
+        self.observation_spaces = {a: self.single_obs_space for a in self.agent_ids}
+        self.action_spaces = {a: self.single_act_space for a in self.agent_ids}
         self._actions = np.zeros((self.core.k, self.core.n + 1))
         self._rng = np.random.default_rng()
 
@@ -102,8 +53,8 @@ class MultiAgentTradingEnv(MultiAgentEnv):
         super().reset(seed=seed)
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        full = bool((options or {}).get("full")) or not self.random_start
-        obs = self.core.reset(None if full else self._rng, None if full else self.cfg.env.episode_length)
+        length = self._episode(options)
+        obs = self.core.reset(self._rng if length else None, length)
         self.agents = list(self.agent_ids)
         obs = obs.copy()
         infos = self.core.infos(range(self.core.k), [False] * self.core.k)
@@ -169,7 +120,7 @@ class _EnvSlot:
         return self.action_spaces[agent_id]
 
 
-class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
+class MultiAgentTradingVectorEnv(EnvShell, VectorMultiAgentEnv):
     """`num_envs` copies of `MultiAgentTradingEnv` (same agents, spaces, rewards, desk block and
     per-agent infos; see its docstring) stepped together, in RLlib's vector multi-agent API:
     `step` takes a list of per-env action dicts and returns lists of per-env dicts.
@@ -178,34 +129,22 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
     metadata = {"autoreset_mode": "next_step"}
 
     def __init__(self, num_envs: int = 8, env_config: dict[str, Any] | None = None, data: EnvData | None = None):
-        opts = EnvOptions.from_env_config(env_config)
-        self.cfg = opts.config
-        self.split = opts.split
-        self.random_start = self.cfg.env.random_start if opts.random_start is None else opts.random_start
+        opts = EnvOptions.parse(env_config)
+        cfg = opts.config
         self.num_envs = int(num_envs)
-        self.agent_ids = [a.id for a in self.cfg.agents]
-        self.core = TradingCore(
-            self.cfg,
-            [a.profile for a in self.cfg.agents],
-            self.split,
-            data=data,
-            desk=self.cfg.env.desk_observation,
-            n_envs=self.num_envs,
-        )
-        if opts.critic_horizons:
-            self.core.enable_critic_inputs(opts.critic_horizons)
-        obs_space = spaces.Box(-self.core.obs_bound, self.core.obs_bound, (self.core.dim,), np.float32)
-        act_space = spaces.Box(-1.0, 1.0, (self.core.n + 1,), np.float32)
-        self.single_observation_spaces: dict[str, gym.Space] = {a: obs_space for a in self.agent_ids}
-        self.single_action_spaces: dict[str, gym.Space] = {a: act_space for a in self.agent_ids}
+        self.agent_ids = [a.id for a in cfg.agents]
+        profiles = [a.profile for a in cfg.agents]
+        desk = cfg.env.desk_observation
+        self._setup(opts, TradingCore(cfg, profiles, opts.split, data=data, desk=desk, n_envs=self.num_envs))
+        self.single_observation_spaces: dict[str, gym.Space] = {a: self.single_obs_space for a in self.agent_ids}
+        self.single_action_spaces: dict[str, gym.Space] = {a: self.single_act_space for a in self.agent_ids}
         self.single_observation_space = gym.spaces.Dict(self.single_observation_spaces)
         self.single_action_space = gym.spaces.Dict(self.single_action_spaces)
-        self.observation_names = self.core.names
         self.step_infos = opts.step_infos
         self.envs = [_EnvSlot(self) for _ in range(self.num_envs)]
         self._actions = np.zeros((self.core.k, self.core.n + 1))
         self._pending = np.zeros(self.num_envs, dtype=bool)
-        self._full = False
+        self._length: int | None = None
         self._np_random = np.random.default_rng()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[list[dict], list[dict]]:
@@ -213,8 +152,8 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
             seed = seed[0]
         if seed is not None:
             self._np_random = np.random.default_rng(seed)
-        self._full = bool((options or {}).get("full")) or not self.random_start
-        obs = self.core.reset(self._rng(), self._length()).copy()
+        self._length = self._episode(options)
+        obs = self.core.reset(self._rng(), self._length).copy()
         self._pending.fill(False)
         ids, a = self.agent_ids, self.core.n_agents
         infos = self.core.infos(range(self.core.k), [False] * self.core.k)
@@ -240,7 +179,7 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
             self._gather_actions(actions, buf, shape)
         was_active = ~core.done
         restart = self._pending.copy() if self._pending.any() else None
-        obs, rewards, terminated, truncated = core.step(buf, restart, self._rng(), self._length())
+        obs, rewards, terminated, truncated = core.step(buf, restart, self._rng(), self._length)
         obs = obs.copy()
         rew = rewards.tolist()
         term = terminated.tolist()
@@ -311,10 +250,7 @@ class MultiAgentTradingVectorEnv(VectorMultiAgentEnv):
                 buf[row] = act
 
     def _rng(self) -> np.random.Generator | None:
-        return None if self._full else self._np_random
-
-    def _length(self) -> int | None:
-        return None if self._full else self.cfg.env.episode_length
+        return self._np_random if self._length else None
 
 
 def _bad(agent: str, action: Any, shape: tuple[int, ...]) -> np.ndarray:

@@ -7,25 +7,25 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-from wealtharena.config import Config, coerce_config
+from wealtharena.config import Config
 from wealtharena.envs.core import TradingCore
 from wealtharena.envs.data import EnvData
+from wealtharena.envs.spec import EnvOptions, EnvShell
 from wealtharena.errors import ActionError
 
 
-def resolve_env_config(config: Config | dict | str | os.PathLike[str] | None, overrides: dict[str, Any]) -> Config:
-    """A Config from an object, dict, path or name, with keyword overrides (`env__episode_length=63`
-    means `env.episode_length`)."""
-    return coerce_config(config, {k.replace("__", "."): v for k, v in overrides.items()})
-
-
-class TradingEnv(gym.Env):
+class TradingEnv(EnvShell, gym.Env):
     """Manage a long-only portfolio of the configured universe, one trading day per step.
 
+    ## Options
+    Those of every shell (`wealtharena.envs.spec`): `config` (a Config, dict, path or name), `overrides`
+    (dotted keys, e.g. `{"env.episode_length": 63}`), `split`, `profile`, `random_start`, `data`.
+
     ## Observation
-    `Box(-inf, inf, (D,), float32)`; `env.observation_names[i]` names column i. For the default
+    `Box(-b, b, (D,), float32)` with b = max(`features.clip`, 10) (the features are clipped at
+    `features.clip` z-scores, the portfolio and risk values at +-10; unbounded when `features.normalize`
+    is off); `env.observation_names[i]` names column i. For the default
     config (20 stocks, closes only, window 1) D = 700 asset features + 14 market features + 51
     portfolio/risk/time values = 765. Every value is known at the close of day t (see
     `wealtharena.envs.observation` for the table: feature, range, lag).
@@ -72,24 +72,19 @@ class TradingEnv(gym.Env):
         profile: str = "balanced",
         render_mode: str | None = None,
         data: EnvData | None = None,
-        **overrides: Any,
+        **options: Any,
     ):
-        self.cfg = resolve_env_config(config, overrides)
-        self.split = split
-        self.profile = profile
+        opts = EnvOptions.parse(options, config=config, split=split, profile=profile)
+        self._setup(opts, TradingCore(opts.config, [opts.profile], opts.split, data=data))
+        self.profile = opts.profile
         self.render_mode = render_mode
-        self.core = TradingCore(self.cfg, [profile], split, data=data)
-        n = self.core.n
-        self.observation_space = spaces.Box(-self.core.obs_bound, self.core.obs_bound, (self.core.dim,), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (n + 1,), np.float32)
-        self.observation_names = self.core.names
+        self.observation_space, self.action_space = self.single_obs_space, self.single_act_space
         self.tickers = self.core.data.market.tickers
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        full = bool((options or {}).get("full")) or not self.cfg.env.random_start
-        rng = None if full else self.np_random
-        obs = self.core.reset(rng, None if full else self.cfg.env.episode_length)
+        length = self._episode(options)
+        obs = self.core.reset(self.np_random if length else None, length)
         return obs[0].copy(), self.core.info(0)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:

@@ -21,7 +21,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
@@ -29,15 +28,15 @@ from wealtharena.config import Config
 from wealtharena.envs.core import TradingCore
 from wealtharena.envs.data import EnvData
 from wealtharena.envs.rewards import TERMS
-from wealtharena.envs.trading_env import resolve_env_config
+from wealtharena.envs.spec import EnvOptions, EnvShell
 from wealtharena.errors import ActionError
 from wealtharena.portfolio.risk import STATES
 
 _STATE_NAMES = np.array(STATES, dtype=object)
 
 
-class TradingVectorEnv(gym.vector.VectorEnv):
-    """`num_envs` copies of `TradingEnv` (same observation, action, reward, episodes; see its
+class TradingVectorEnv(EnvShell, gym.vector.VectorEnv):
+    """`num_envs` copies of `TradingEnv` (same options, observation, action, reward, episodes; see its
     docstring) stepped together.
 
     `infos` follow Gymnasium's vector convention (an array per key, with a `_key` mask):
@@ -56,32 +55,26 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         split: str = "train",
         profile: str = "balanced",
         data: EnvData | None = None,
-        **overrides: Any,
+        **options: Any,
     ):
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        self.cfg = resolve_env_config(config, overrides)
-        self.split = split
+        opts = EnvOptions.parse(options, config=config, split=split, profile=profile)
         self.num_envs = int(num_envs)
-        self.core = TradingCore(self.cfg, [profile], split, data=data, n_envs=self.num_envs)
-        n = self.core.n
-        self.single_observation_space = spaces.Box(
-            -self.core.obs_bound, self.core.obs_bound, (self.core.dim,), np.float32
-        )
-        self.single_action_space = spaces.Box(-1.0, 1.0, (n + 1,), np.float32)
+        self._setup(opts, TradingCore(opts.config, [opts.profile], opts.split, data=data, n_envs=self.num_envs))
+        self.single_observation_space, self.single_action_space = self.single_obs_space, self.single_act_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self.observation_names = self.core.names
         self._pending = np.zeros(self.num_envs, dtype=bool)
-        self._full = False
+        self._length: int | None = None
         self._all = np.ones(self.num_envs, dtype=bool)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         if isinstance(seed, (list, tuple)):
             seed = seed[0]
         super().reset(seed=seed)
-        self._full = bool((options or {}).get("full")) or not self.cfg.env.random_start
-        obs = self.core.reset(self._rng(), self._length())
+        self._length = self._episode(options)
+        obs = self.core.reset(self._rng(), self._length)
         self._pending.fill(False)
         return obs.copy(), self._infos(None)
 
@@ -93,17 +86,14 @@ class TradingVectorEnv(gym.vector.VectorEnv):
                 f"then cash); got {actions.shape}"
             )
         restart = self._pending if self._pending.any() else None
-        obs, rewards, terminated, truncated = self.core.step(actions, restart, self._rng(), self._length())
+        obs, rewards, terminated, truncated = self.core.step(actions, restart, self._rng(), self._length)
         truncated = truncated & ~terminated
         ended = terminated | truncated
         self._pending = ended
         return obs.copy(), rewards.copy(), terminated.copy(), truncated, self._infos(ended if ended.any() else None)
 
     def _rng(self) -> np.random.Generator | None:
-        return None if self._full else self.np_random
-
-    def _length(self) -> int | None:
-        return None if self._full else self.cfg.env.episode_length
+        return self.np_random if self._length else None
 
     def _infos(self, ended: np.ndarray | None) -> dict:
         rec = self.core.record

@@ -16,7 +16,8 @@ from typing import Any
 import ray
 
 from wealtharena.envs.data import EnvData, data_key, load_env_data
-from wealtharena.envs.multi_agent_env import EnvOptions, MultiAgentTradingEnv
+from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
+from wealtharena.envs.spec import EnvOptions
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def publish(data: EnvData) -> Any:
 
 def env_data_for(env_config: dict[str, Any] | None) -> EnvData:
     """The published `EnvData` for the config in `env_config`, else one built from the config here."""
-    cfg = EnvOptions.from_env_config(env_config).config
+    cfg = EnvOptions.parse(env_config).config
     if ray.is_initialized():
         try:
             holder = ray.get_actor(actor_name(data_key(cfg)))
