@@ -14,14 +14,15 @@ SRC = PROJECT_ROOT / "src"
 ALLOWED = {
     "config": {"errors"},
     "errors": set(),
+    "arrays": set(),
     "cli": {"errors"},
-    "data": {"config", "errors"},
-    "portfolio": {"config", "data", "errors"},
-    "envs": {"config", "data", "portfolio", "errors"},
-    "training": {"config", "data", "envs", "portfolio", "errors"},
-    "evaluation": {"config", "data", "envs", "portfolio", "errors", "cli"},
-    "ensemble": {"config", "data", "envs", "portfolio", "evaluation", "errors"},
-    "app": {"config", "data", "envs", "portfolio", "evaluation", "ensemble", "training", "errors", "cli"},
+    "data": {"arrays", "config", "errors"},
+    "portfolio": {"arrays", "config", "data", "errors"},
+    "envs": {"arrays", "config", "data", "portfolio", "errors"},
+    "training": {"arrays", "config", "data", "envs", "portfolio", "errors"},
+    "evaluation": {"arrays", "config", "data", "envs", "portfolio", "errors", "cli"},
+    "ensemble": {"arrays", "config", "data", "envs", "portfolio", "evaluation", "errors"},
+    "app": {"arrays", "config", "data", "envs", "portfolio", "evaluation", "ensemble", "training", "errors", "cli"},
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable
@@ -45,3 +46,15 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def add_split_arguments(p: argparse.ArgumentParser, default: list[str], train_stride: int) -> None:
+    """`--splits` (which splits to measure on) and `--train-stride` (days between train-split episodes)."""
+    p.add_argument(
+        "--splits",
+        nargs="+",
+        default=default,
+        choices=["train", "validation", "test"],
+        help=f"splits to measure on (default: {' '.join(default)}); the test split is for a final look",
+    )
+    p.add_argument("--train-stride", type=int, default=train_stride, help="days between train-split episodes")

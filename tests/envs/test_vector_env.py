@@ -5,22 +5,12 @@ import numpy as np
 import pytest
 
 import wealtharena.envs  # noqa: F401  (registers WealthArena-v0)
+from tests.helpers import Start
 from wealtharena.envs import TradingEnv, TradingVectorEnv
 from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv, MultiAgentTradingVectorEnv
 from wealtharena.errors import ActionError
 
 LENGTH = 6
-
-
-class _Start:
-    """Stands in for the episode-start generator: always the given row."""
-
-    def __init__(self, row: int):
-        self.row = row
-
-    def integers(self, lo, hi, size=None):
-        assert lo <= self.row < hi
-        return np.full(size, self.row) if size is not None else self.row
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +59,7 @@ def test_vector_env_matches_single_envs_through_autoreset(base, sample_data):
     for per_env in episodes:
         assert len(per_env) >= 3  # at least two autoresets each
         for ep in per_env:
-            obs = single.core.reset(_Start(ep["t0"]), LENGTH)[0]
+            obs = single.core.reset(Start(ep["t0"]), LENGTH)[0]
             np.testing.assert_allclose(obs, ep["obs0"], rtol=0, atol=1e-6)
             for action, v_obs, v_rew, v_w, v_term, v_trunc in ep["steps"]:
                 obs, rew, term, trunc, info = single.step(action)
@@ -99,7 +89,7 @@ def test_multi_agent_vector_env_matches_single_envs(base, sample_data):
     assert all(not restart[2][e]["__all__"] and set(restart[0][e]) == set(ids) for e in range(2))
     for e in range(2):
         single = MultiAgentTradingEnv({"config": base}, data=sample_data)
-        obs0 = single.core.reset(_Start(starts[e]), LENGTH)
+        obs0 = single.core.reset(Start(starts[e]), LENGTH)
         for k, a in enumerate(ids):
             np.testing.assert_allclose(obs0[k], first_obs[e][a], rtol=0, atol=1e-6)
         for acts, (v_obs, v_rew, v_term, v_trunc, v_info) in steps:

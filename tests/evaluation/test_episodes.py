@@ -4,9 +4,9 @@ the same episodes run one at a time through MultiAgentTradingEnv."""
 import numpy as np
 import pytest
 
-from tests.envs.test_vector_env import _Start
+from tests.helpers import Start
 from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv
-from wealtharena.envs.policy import equal_weight_policy
+from wealtharena.envs.policy import EqualWeightPolicy
 from wealtharena.evaluation.episodes import run_episodes
 from wealtharena.evaluation.validation import AgentStats, ValidationResult
 
@@ -38,7 +38,7 @@ def test_windows_equal_single_episodes(cfg, sample_data):
     assert len(result.starts) == len(range(lo, hi - LENGTH + 1, 60)) >= 10
     assert result.starts[0] == dates[lo]
     for w in (0, len(result.starts) // 2, len(result.starts) - 1):
-        obs = single.core.reset(_Start(dates.index(result.starts[w])), LENGTH)
+        obs = single.core.reset(Start(dates.index(result.starts[w])), LENGTH)
         total, terms = np.zeros(5), np.zeros((5, 7))
         for _ in range(LENGTH):
             active = ~single.core.done
@@ -61,7 +61,7 @@ def test_windows_equal_single_episodes(cfg, sample_data):
 def test_a_split_shorter_than_an_episode_is_one_episode_of_the_whole_split(cfg, sample_data):
     """A walk-forward window's validation year is shorter than a training episode: one episode covers it."""
     long = cfg.model_copy(update={"env": cfg.env.model_copy(update={"episode_length": 5000})})
-    episodes = run_episodes(long, sample_data, equal_weight_policy(20), "validation", stride=21)
+    episodes = run_episodes(long, sample_data, EqualWeightPolicy(20), "validation", stride=21)
     lo, hi = sample_data.usable_rows("validation")
     assert len(episodes.starts) == 1 and episodes.length == hi - lo - 1
 
@@ -88,7 +88,7 @@ def test_change_between_two_policies_is_paired_window_by_window(cfg, sample_data
     from wealtharena.evaluation.report import learning_curve
 
     act = _momentum_policy(sample_data.observation_names(cfg.env.desk_observation))
-    before = run_episodes(cfg, sample_data, equal_weight_policy(20), "validation", stride=30)
+    before = run_episodes(cfg, sample_data, EqualWeightPolicy(20), "validation", stride=30)
     after = run_episodes(cfg, sample_data, act, "validation", stride=30)
     first, last = _validation(before, 0), _validation(after, 4)
     se = last.change_se(first)

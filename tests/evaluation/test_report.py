@@ -61,7 +61,7 @@ def test_report_files_are_written_and_not_empty(tmp_path):
         tickers=("AAA", "BBB"),
     )
     paths = write_results(bt, tmp_path, {"checkpoint": "x"}, survivorship=True)
-    expected = {"results", "equity", "drawdown", "allocation_balanced_0", "tearsheet_balanced_0", "report"}
+    expected = {"results", "equity", "allocation_balanced_0", "tearsheet_balanced_0", "report"}
     assert expected <= set(paths)
     for p in paths.values():
         assert p.is_file() and p.stat().st_size > 500, p

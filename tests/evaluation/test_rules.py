@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from wealtharena.envs.policy import equal_weight_policy
+from wealtharena.envs.policy import EqualWeightPolicy
 from wealtharena.errors import ConfigError
 from wealtharena.evaluation import rules
 from wealtharena.evaluation.episodes import run_episodes
@@ -49,7 +49,7 @@ def test_table_puts_each_rule_beside_equal_weight_on_the_same_episodes(cfg, samp
     table = rules.rules_table(cfg, sample_data, ["ret_21:0.3"], ["train", "validation"], train_stride=250)
     assert list(table["rule"]) == ["equal weight", "equal weight", "ret_21:0.3", "ret_21:0.3"]
     zero = run_episodes(
-        cfg, sample_data, equal_weight_policy(20), "validation", stride=cfg.training.eval_stride
+        cfg, sample_data, EqualWeightPolicy(20), "validation", stride=cfg.training.eval_stride
     ).by_policy()
     ew = table[(table["rule"] == "equal weight") & (table["split"] == "validation")].iloc[0]
     for p, (mean, _) in zero.items():

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import risk_config, synthetic_market
+from tests.helpers import violations
 from wealtharena.config import ExecutionConfig, RiskConfig
 from wealtharena.errors import RiskInputError
 from wealtharena.portfolio import MarketRisk, PortfolioManager, RiskLimits, RiskManager
@@ -250,27 +251,6 @@ def test_a_book_above_max_leverage_is_scaled_to_it_by_the_gate(sample_market, ch
 
 
 # ------------------------------------------------------------------ the guarantee, by property
-def _violations(rm, mr, out, t, current, state_before_halt):
-    lim = rm.limits
-    bad = 0
-    for k in range(rm.k):
-        w = out[k]
-        bad += int((w < -1e-12).any()) + int((w > lim.max_position[k] + 1e-12).any())
-        bad += int(w.sum() > lim.max_leverage[k] + 1e-9)
-        big = np.flatnonzero(w > lim.corr_min_weight[k] + 1e-12)
-        c = mr.corr_at(t)[np.ix_(big, big)]
-        bad += int((c > lim.max_correlation[k]).any())
-        lb = min(t + 1, 252)
-        r = mr.returns[t - lb + 1 : t + 1] @ w
-        if np.isfinite(lim.vol_target[k]):
-            bad += int(np.std(r[-63:], ddof=1) * np.sqrt(252) > lim.vol_target[k] + 1e-9)
-        bad += int(-np.percentile(r, 5) > lim.var_limit[k] + 1e-9)
-        bad += int((w[rm.cooldown_until[k] > t] > 0).any())
-        if rm.state[k] == HALTED:
-            bad += int(w.sum() > 0)
-        if rm.state[k] == REDUCING:
-            bad += int((w > current[k] + 1e-9).any())
-    return bad
 
 
 weights = st.lists(st.floats(0, 1), min_size=20, max_size=20)
@@ -296,7 +276,7 @@ def test_every_hard_limit_holds_on_real_data(sample_market, raw, day, dd, scale,
     current = np.array(raw)[::-1] / 25.0
     rm.reset(np.ones(5))
     out = rm.apply(w, day, np.full(5, 1.0 - dd), current, close, close / entry_ratio * (current > 0.02))
-    assert _violations(rm, mr, out, day, current, None) == 0
+    assert violations(rm, mr, out, day, current, None) == 0
 
 
 @st.composite
@@ -340,7 +320,7 @@ def test_every_hard_limit_holds_on_random_paths_through_a_whole_run(close, seed)
         current = pm.book.weights().copy()
         t = pm.t
         res = pm.step(w)
-        assert _violations(pm.risk, pm.market_risk, res.allowed, t, current, None) == 0
+        assert violations(pm.risk, pm.market_risk, res.allowed, t, current, None) == 0
         assert (pm.book.cash >= -1e-6).all()
 
 

@@ -234,7 +234,6 @@ def test_cli_trains_two_seeds_then_evaluates_them(ray_local, tmp_path, monkeypat
         "results.json",
         "report.html",
         "equity.png",
-        "drawdown.png",
         "allocation_balanced_0.png",
         "training.png",
         "desk_capital.png",
@@ -425,7 +424,7 @@ def test_policy_build_order_does_not_depend_on_the_hash_seed(tiny_config, tmp_pa
 def test_vector_env_runner_samples_what_the_single_env_gives(ray_local, tiny_config, sample_data):
     """The vector runner steps all its episodes in one MultiAgentTradingVectorEnv; every episode it hands
     to the learner replays identically through MultiAgentTradingEnv (autoresets between episodes included)."""
-    from tests.envs.test_vector_env import _Start
+    from tests.helpers import Start
     from wealtharena.envs.multi_agent_env import MultiAgentTradingEnv, MultiAgentTradingVectorEnv
     from wealtharena.training.algorithms import build_algorithm_config
 
@@ -446,7 +445,7 @@ def test_vector_env_runner_samples_what_the_single_env_gives(ray_local, tiny_con
     for ep in episodes:
         agents = {aid: ep.agent_episodes[aid] for aid in single.agent_ids}
         first = agents[single.agent_ids[0]].get_infos(0)["date"]
-        obs0 = single.core.reset(_Start(dates.index(first)), length)
+        obs0 = single.core.reset(Start(dates.index(first)), length)
         for k, sa in enumerate(agents.values()):
             np.testing.assert_allclose(obs0[k], sa.get_observations(0), rtol=0, atol=1e-6)
         steps = max(len(sa) for sa in agents.values())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from wealtharena.cli import run_cli, setup_logging
+from wealtharena.cli import add_split_arguments, run_cli, setup_logging
 from wealtharena.config import config_from_dict
 from wealtharena.envs.data import EnvData, load_env_data
 from wealtharena.errors import ConfigError
@@ -74,14 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("experiment", type=Path, help="an experiment folder: checkpoints/<experiment>")
     p.add_argument("--iteration", type=int, help="checkpoint iteration of every run (default: each run's latest)")
-    p.add_argument(
-        "--splits",
-        nargs="+",
-        default=["validation", "train"],
-        choices=["train", "validation", "test"],
-        help="splits to measure on (default: validation train); the test split is for a final look",
-    )
-    p.add_argument("--train-stride", type=int, default=TRAIN_STRIDE, help="days between train-split episodes")
+    add_split_arguments(p, ["validation", "train"], TRAIN_STRIDE)
     p.add_argument(
         "--terms",
         action="store_true",

@@ -505,7 +505,7 @@ class TrainingConfig(_Strict):
     algorithm: Literal["ppo", "a2c", "sac"] = "ppo"
     """PPO, A2C (this project's, on RLlib's Learner API) or SAC."""
     iterations: PositiveInt = 40
-    """Training iterations of a run (about 5 minutes for the default on 2 cores)."""
+    """Training iterations of a run (the default run takes 2-3 minutes on 2 cores)."""
     num_env_runners: Annotated[int, Field(ge=0, le=1024)] = 2
     """Ray actors that sample episodes (0: the driver samples)."""
     num_envs_per_env_runner: PositiveInt = 32

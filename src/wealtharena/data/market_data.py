@@ -110,12 +110,6 @@ class MarketData:
     def close(self) -> np.ndarray:
         return self.field("close")
 
-    def split_slice(self, name: str) -> slice:
-        if name not in self.splits:
-            raise DataError(f"unknown split '{name}'; splits are {list(self.splits)}")
-        a, b = self.splits[name]
-        return slice(a, b)
-
     def split_dates(self, name: str) -> tuple[date, date]:
         a, b = self.splits[name]
         return _to_date(self.dates[a]), _to_date(self.dates[b - 1])

@@ -52,9 +52,6 @@ class ExpertSet:
     def agents(self) -> list[int]:
         return [e for e, k in enumerate(self.kinds) if k == "agent"]
 
-    def index(self, name: str) -> int:
-        return self.names.index(name)
-
     def resolve(self, table: dict[str, float], key: str) -> np.ndarray:
         """Capital weights [E] from a table keyed by expert names (see the module docstring); a name that
         is no expert is a `ConfigError` naming `key` and the names it may use."""

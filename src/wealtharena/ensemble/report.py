@@ -17,12 +17,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import PercentFormatter
 
+from wealtharena.arrays import standard_error
 from wealtharena.ensemble.desk import CHOSEN, CHOSEN_ALONE, EQUAL_CAPITAL, DeskResult
 from wealtharena.ensemble.routers.meeting import Meeting
 from wealtharena.evaluation.backtest import Backtest, Track, TrackKey
-from wealtharena.evaluation.report import ReportSection
+from wealtharena.evaluation.report import ReportSection, plot_growth_and_drawdown
 from wealtharena.portfolio import metrics
 
 VOLATILE = {"volatile_up", "volatile_down"}
@@ -99,31 +99,10 @@ def plot_capital(desk: DeskResult, path: Path, title: str) -> Path:
     return path
 
 
-def plot_desk_paths(tracks: list[Track], path: Path, title: str) -> Path:
-    """Growth of 1 (top) and drawdown (bottom) of the desk's rows against its experts, one figure."""
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 8.5), sharex=True, height_ratios=(5.5, 3))
-    for tr in tracks:
-        dates = pd.to_datetime(tr.dates)
-        style = "-" if tr.kind == "router" else ("--" if tr.kind in ("benchmark", "desk_baseline") else ":")
-        lw = 1.6 if tr.kind == "router" else 1.0
-        ax.plot(dates, tr.values / tr.values[0], style, lw=lw, label=tr.label)
-        ax2.plot(dates, tr.values / np.maximum.accumulate(tr.values) - 1.0, style, lw=lw)
-    ax.set_title(f"Desk against its experts: growth of 1 ({title})", fontsize=10)
-    ax2.set_title("drawdown", fontsize=10, loc="left")
-    ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.legend(fontsize=7, ncol=2)
-    for a in (ax, ax2):
-        a.grid(alpha=0.3)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.04, top=0.96, hspace=0.12)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 def desk_sections(desk: DeskResult, bt: Backtest, out_dir: Path) -> list[ReportSection]:
     title = bt.title()
     shown = [t for t in bt.tracks if t.kind in ("router", "agent", "benchmark") or t.key == EQUAL_CAPITAL]
-    paths = plot_desk_paths(shown, out_dir / "desk_paths.png", title)
+    paths = plot_growth_and_drawdown(shown, out_dir / "desk_paths.png", f"the desk against its experts, {title}")
     capital = plot_capital(desk, out_dir / "desk_capital.png", title)
     files = {"desk_paths": paths, "desk_capital": capital, **desk.files}
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in desk.notes)
@@ -185,7 +164,7 @@ def desk_seed_table(
         mdd = np.array([metrics.max_drawdown(per_seed[s][name].returns) for s in seeds])
         row = {
             "Sharpe mean": sharpe.mean(),
-            "Sharpe SE": sharpe.std(ddof=1) / np.sqrt(len(seeds)) if len(seeds) > 1 else np.nan,
+            "Sharpe SE": standard_error(sharpe),
             "max DD worst": mdd.min(),
         }
         for what, ref in references.items():

@@ -7,10 +7,18 @@
 
 from gymnasium.envs.registration import register, registry
 
+from wealtharena.envs.data import EnvData, load_env_data
 from wealtharena.envs.trading_env import TradingEnv
 from wealtharena.envs.vector_env import TradingVectorEnv
 
-__all__ = ["TradingEnv", "TradingVectorEnv", "MultiAgentTradingEnv", "MultiAgentTradingVectorEnv"]
+__all__ = [
+    "EnvData",
+    "MultiAgentTradingEnv",
+    "MultiAgentTradingVectorEnv",
+    "TradingEnv",
+    "TradingVectorEnv",
+    "load_env_data",
+]
 
 if "WealthArena-v0" not in registry:
     register(

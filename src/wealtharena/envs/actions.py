@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from wealtharena.arrays import nz
 from wealtharena.errors import ActionError
-
-_nz = np.count_nonzero
 
 
 class AssetOrder:
@@ -41,7 +40,7 @@ class AssetOrder:
             self.inv[rows] = np.argsort(p)
             asset_cols = (lags[:, None, None] + p[None, :, None] * f + np.arange(f)[None, None, :]).ravel()
             self.cols[rows, : asset_cols.size] = asset_cols
-        self.shuffled = bool(_nz(self.perm != np.arange(n)))
+        self.shuffled = bool(nz(self.perm != np.arange(n)))
 
     def to_slots(self, x: np.ndarray) -> np.ndarray:
         """[K, N] in universe order -> each row's slot order."""
@@ -71,7 +70,7 @@ class ActionMap:
         e *= self.scale
         np.exp(e, out=e)
         total = np.add.reduce(e, 1)
-        if _nz(total != total):
+        if nz(total != total):
             k = int(np.flatnonzero(total != total)[0])
             raise ActionError(f"action of agent {k} contains NaN: {a[k]}")
         w = e[:, : self.n]

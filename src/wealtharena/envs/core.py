@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from wealtharena.arrays import nz
 from wealtharena.config import Config
 from wealtharena.envs.actions import ActionMap, AssetOrder
 from wealtharena.envs.critic import ForwardReturns
@@ -28,8 +29,6 @@ from wealtharena.envs.record import StepRecord
 from wealtharena.envs.rewards import TERMS, CompositeReward
 from wealtharena.portfolio import PortfolioManager
 from wealtharena.portfolio.risk import HALTED
-
-_nz = np.count_nonzero
 
 
 class TradingCore:
@@ -229,13 +228,13 @@ class TradingCore:
         portfolio = self.portfolio
         target = self.actions.target(actions, portfolio.book.weights(), self.order)
         new_envs = new_rows = None
-        if restart is not None and _nz(restart):
+        if restart is not None and nz(restart):
             new_envs = np.flatnonzero(restart)
             new_rows = self._rows(new_envs)
             t0 = self._starts(new_envs, rng, episode_length)
             portfolio.reset(np.repeat(t0 - 1, self.n_agents), new_rows)
             self.done[new_rows] = True  # in cash for the carry step
-        if _nz(self.done):
+        if nz(self.done):
             target[self.done] = 0.0
         t = portfolio.t
         res = portfolio.step(target, check=False)

@@ -6,7 +6,7 @@ policies alike.
 Row k is one agent's observation (`envs.observation`), `profiles[k]` the profile (policy) it acts
 with; the scores go to the env's action mapping (`envs.actions`). A trained policy
 (`training.inference.TrainedPolicy`) runs one forward pass per profile; a rule (`evaluation.rules`)
-reads feature columns; `equal_weight_policy` gives every score 0.
+reads feature columns; `EqualWeightPolicy` gives every score 0.
 """
 
 from __future__ import annotations
@@ -32,7 +32,3 @@ class EqualWeightPolicy:
 
     def __call__(self, obs: np.ndarray, profiles: Sequence[str]) -> np.ndarray:
         return np.zeros((obs.shape[0], self.n_assets + 1), dtype=np.float32)
-
-
-def equal_weight_policy(n_assets: int) -> Policy:
-    return EqualWeightPolicy(n_assets)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wealtharena.arrays import standard_error
 from wealtharena.config import Config
 from wealtharena.envs.core import TradingCore
 from wealtharena.envs.data import EnvData
@@ -25,7 +26,7 @@ def paired_change(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
     """Mean change between two evaluations of the same windows and its standard error, paired
     window by window (the market of a window moves both alike); SE nan for a single window."""
     d = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
-    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    se = standard_error(d)
     return float(d.mean()), se
 
 
@@ -55,7 +56,7 @@ class EpisodeSet:
         """profile -> (mean episode reward, its standard error over windows)."""
         out = {}
         for p, per_window in self.per_window().items():
-            se = per_window.std(ddof=1) / np.sqrt(len(per_window)) if len(per_window) > 1 else float("nan")
+            se = standard_error(per_window)
             out[p] = (float(per_window.mean()), float(se))
         return out
 

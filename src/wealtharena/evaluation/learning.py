@@ -17,12 +17,12 @@ a policy gained or gave up, e.g. momentum alignment against realised profit.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from wealtharena.arrays import standard_error
 from wealtharena.config import Config
 from wealtharena.envs.data import EnvData
-from wealtharena.envs.policy import Policy, equal_weight_policy
+from wealtharena.envs.policy import EqualWeightPolicy, Policy
 from wealtharena.envs.rewards import TERMS
 from wealtharena.evaluation.episodes import EpisodeSet, paired_change, run_episodes
 
@@ -45,7 +45,7 @@ def paired_changes(
 
 def untrained_episodes(cfg: Config, data: EnvData, split: str, stride: int) -> EpisodeSet:
     """The untrained (zero-action) policies' episodes of `split`."""
-    return run_episodes(cfg, data, equal_weight_policy(data.market.n_assets), split, stride)
+    return run_episodes(cfg, data, EqualWeightPolicy(data.market.n_assets), split, stride)
 
 
 def render(table: pd.DataFrame) -> str:
@@ -64,7 +64,7 @@ def render(table: pd.DataFrame) -> str:
         )
         changes = wide["change"][policies]
         n = len(changes)
-        sem = changes.std(ddof=1) / np.sqrt(n) if n > 1 else pd.Series(np.nan, index=policies)
+        sem = changes.apply(lambda c: standard_error(c.to_numpy()))
         out.loc["mean (SE over seeds)"] = [f"{changes[p].mean():+.2f} ({sem[p]:.2f})" for p in policies]
         out.loc["seeds that rise"] = [f"{int((changes[p] > 0).sum())} of {n}" for p in policies]
         lines.append(out.to_string())

@@ -17,7 +17,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import PercentFormatter, ScalarFormatter
 
 from wealtharena.evaluation.backtest import Backtest, Track
 from wealtharena.evaluation.validation import ValidationResult
@@ -190,35 +190,41 @@ class ReportSection:
 
 
 # ------------------------------------------------------------------------------------ plots
+SOLID = ("agent", "router")  # the strategies under study; baselines and the index are dashed
+
+
+def plot_growth_and_drawdown(tracks: Sequence[Track], path: Path, title: str, log_scale: bool = False) -> Path:
+    """One figure: growth of 1 (top; `log_scale` for long spans) and drawdown (bottom) of `tracks`; the
+    strategies under study solid, baselines and the index dashed."""
+    colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(tracks), 2))) if len(tracks) > 10 else [None] * len(tracks)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 8.5), sharex=True, height_ratios=(5.5, 3))
+    for tr, color in zip(tracks, colors):
+        dates = pd.to_datetime(tr.dates)
+        style, lw = ("-", 1.5) if tr.kind in SOLID else ("--", 1.0)
+        ax.plot(dates, tr.values / tr.values[0], style, lw=lw, color=color, label=tr.label)
+        ax2.plot(dates, tr.values / np.maximum.accumulate(tr.values) - 1.0, style, lw=lw, color=color)
+    if log_scale:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
+    ax.set_title(f"Growth of 1{', log scale' if log_scale else ''} ({title})", fontsize=10)
+    ax2.set_title("drawdown", fontsize=10, loc="left")
+    ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.legend(fontsize=7, ncol=2 if len(tracks) <= 12 else 3)
+    for a in (ax, ax2):
+        a.grid(alpha=0.3, which="both")
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.04, top=0.96, hspace=0.12)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_all(bt: Backtest, out_dir: Path, plotted: Sequence[Track] | None = None) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     dates = {tr.label: pd.to_datetime(tr.dates) for tr in bt.tracks}
     lines = bt.tracks if plotted is None else list(plotted)
-    fig, ax = plt.subplots(figsize=(11, 5.5))
-    for tr in lines:
-        style = "--" if tr.kind == "benchmark" else "-"
-        ax.plot(dates[tr.label], tr.values / tr.values[0], style, lw=1.2 if tr.kind == "agent" else 1.6, label=tr.label)
-    ax.set_title(f"Growth of 1 ({bt.title()})")
-    ax.set_ylabel("value / start value")
-    ax.legend(fontsize=8, ncol=2)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths["equity"] = out_dir / "equity.png"
-    fig.savefig(paths["equity"], dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(11, 4))
-    for tr in lines:
-        v = tr.values
-        ax.plot(dates[tr.label], v / np.maximum.accumulate(v) - 1.0, lw=1.0, label=tr.label)
-    ax.set_title(f"Drawdown ({bt.title()})")
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.legend(fontsize=8, ncol=2)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths["drawdown"] = out_dir / "drawdown.png"
-    fig.savefig(paths["drawdown"], dpi=110)
-    plt.close(fig)
+    paths["equity"] = plot_growth_and_drawdown(lines, out_dir / "equity.png", bt.title())
 
     for tr in bt.tracks:
         if tr.kind != "agent" or tr.weights is None:
@@ -327,7 +333,7 @@ def figure_title(key: str, bt: Backtest) -> str:
         agent = key.removeprefix("allocation_")
         track = next((t for t in bt.agents() if t.name == agent), None)
         return f"Allocation of {track.label if track is not None else agent}"
-    return {"equity": "Growth of 1", "drawdown": "Drawdown"}.get(key, key.replace("_", " "))
+    return {"equity": "Growth of 1 and drawdown"}.get(key, key.replace("_", " "))
 
 
 def write_html(

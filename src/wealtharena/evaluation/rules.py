@@ -25,10 +25,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from wealtharena.cli import run_cli, setup_logging
+from wealtharena.cli import add_split_arguments, run_cli, setup_logging
 from wealtharena.config import Config, load_config
 from wealtharena.envs.data import EnvData, load_env_data
-from wealtharena.envs.policy import Policy, equal_weight_policy
+from wealtharena.envs.policy import EqualWeightPolicy, Policy
 from wealtharena.errors import ConfigError
 from wealtharena.evaluation.episodes import TRAIN_STRIDE, run_episodes
 
@@ -91,7 +91,7 @@ def rules_table(
     cfg: Config, data: EnvData, specs: list[str], splits: list[str], train_stride: int = TRAIN_STRIDE
 ) -> pd.DataFrame:
     """Rows (rule, split), columns the profiles: mean episode reward; the first rule is equal weight."""
-    policies: dict[str, Policy] = {"equal weight": equal_weight_policy(data.market.n_assets)}
+    policies: dict[str, Policy] = {"equal weight": EqualWeightPolicy(data.market.n_assets)}
     for spec in specs:
         policies[spec] = rule_policy(spec, data, cfg.env.desk_observation)  # every spec checked before any run
     rows = []
@@ -131,14 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("rules", nargs="+", help="FEATURE:C or cash:FEATURE:C, parts joined by +")
     p.add_argument("--config", help="YAML config: a path, or a name under config/ (default: config/default.yaml)")
-    p.add_argument(
-        "--splits",
-        nargs="+",
-        default=["train", "validation"],
-        choices=["train", "validation", "test"],
-        help="splits to run on (default: train validation); the test split is for a final look",
-    )
-    p.add_argument("--train-stride", type=int, default=TRAIN_STRIDE, help="days between train-split episodes")
+    add_split_arguments(p, ["train", "validation"], TRAIN_STRIDE)
     args = p.parse_args(argv)
     setup_logging()
     cfg = load_config(args.config)

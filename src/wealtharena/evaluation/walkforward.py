@@ -27,11 +27,10 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import PercentFormatter, ScalarFormatter
 
 from wealtharena.config import Config
 from wealtharena.evaluation.backtest import Backtest, Track, TrackKey
-from wealtharena.evaluation.report import SURVIVORSHIP_NOTE, ReportSection, write_results
+from wealtharena.evaluation.report import SURVIVORSHIP_NOTE, ReportSection, plot_growth_and_drawdown, write_results
 from wealtharena.evaluation.statistics import (
     MultipleTest,
     deflated_sharpe,
@@ -205,8 +204,8 @@ def by_label(tracks: list[Track]) -> dict[str, Track]:
 
 # ------------------------------------------------------------------------------------ plots
 def plot_paths(tracks: list[Track], path: Path, title: str) -> Path:
-    """Growth of 1 (log scale) and drawdown over the stitched years: the agents and routers (solid), their
-    benchmarks and the index (dashed); the other baselines are in the tables."""
+    """Growth of 1 (log scale) and drawdown over the stitched years: the agents, the routers, their benchmarks
+    and the index (the other baselines are in the tables)."""
     shown = [
         t
         for t in tracks
@@ -214,27 +213,7 @@ def plot_paths(tracks: list[Track], path: Path, title: str) -> Path:
         or t.key in (EQUAL_WEIGHT, EQUAL_WEIGHT_FUND)
         or (t.kind == "baseline" and t.name.startswith("equal_weight_"))
     ]
-    colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(shown), 2)))
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(12, 9), sharex=True, height_ratios=(5.5, 3))
-    for t, color in zip(shown, colors):
-        dates = pd.to_datetime(t.dates)
-        style = "-" if t.kind in ("agent", "router") else "--"
-        lw = 1.5 if t.kind in ("agent", "router") else 1.0
-        ax.plot(dates, t.values / t.values[0], style, lw=lw, color=color, label=t.label)
-        ax2.plot(dates, t.values / np.maximum.accumulate(t.values) - 1.0, style, lw=lw, color=color)
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(ScalarFormatter())
-    ax.set_title(f"Growth of 1, log scale ({title})", fontsize=10)
-    ax2.set_title("drawdown", fontsize=10, loc="left")
-    ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.legend(fontsize=7, ncol=3)
-    for a in (ax, ax2):
-        a.grid(alpha=0.3, which="both")
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.04, top=0.96, hspace=0.1)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plot_growth_and_drawdown(shown, path, title, log_scale=True)
 
 
 def plot_capital(windows: list[WindowTracks], path: Path) -> Path | None:

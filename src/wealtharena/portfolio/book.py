@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wealtharena.arrays import nz
 from wealtharena.portfolio.execution import ExecutionModel
-
-_nz = np.count_nonzero
 
 
 @dataclass
@@ -84,7 +83,7 @@ class Book:
         commission = order_value * execution.commission
         cash_after = self.cash - np.add.reduce(flow + commission, 1)
         scaled = cash_after < self._floor_factor * value - 1e-9
-        if _nz(scaled):
+        if nz(scaled):
             floor = self._floor_factor * value
             buy = delta > 0
             buys = np.where(buy, flow + commission, 0.0).sum(axis=1)

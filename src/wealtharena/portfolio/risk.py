@@ -44,6 +44,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import norm
 
+from wealtharena.arrays import nz
 from wealtharena.errors import RiskInputError
 from wealtharena.portfolio import rules
 from wealtharena.portfolio.limits import RiskLimits
@@ -72,7 +73,6 @@ REASONS = (
 R = {name: i for i, name in enumerate(REASONS)}
 STATES = ("normal", "reducing", "halted")
 ANNUAL = 252.0
-_nz = np.count_nonzero  # the cheapest "any" on a small bool array
 
 __all__ = ["HALTED", "NORMAL", "REASONS", "REDUCING", "STATES", "RiskLimits", "RiskManager"]
 
@@ -210,7 +210,7 @@ class RiskManager:
         self.port_vol[sel] = 0.0
         self.var[sel] = 0.0
         self.cvar[sel] = 0.0
-        self._abnormal = bool(_nz(self.state != NORMAL))
+        self._abnormal = bool(nz(self.state != NORMAL))
         if rows is None:
             self._cool_max = 0
 
@@ -290,17 +290,17 @@ class RiskManager:
         np.maximum(self.peak, value, out=self.peak)
         dd = 1.0 - value / self.peak
         self.drawdown = dd
-        if self._abnormal or _nz(dd >= lim.max_drawdown):
+        if self._abnormal or nz(dd >= lim.max_drawdown):
             resumed, expired = rules.drawdown_transition(self.state, self.peak, self.state_since, dd, value, t, lim)
             flags[resumed, R["resume"]] = True
             flags[expired, R["reduce_exit"]] = True
-            self._abnormal = bool(_nz(self.state != NORMAL))
+            self._abnormal = bool(nz(self.state != NORMAL))
 
         # 2. stops and cool-downs
         if self._any_stops:
             stop, take = rules.exits(entry, close, self._stop_ratio, self._take_ratio)
             out = stop | take
-            if _nz(out):
+            if nz(out):
                 self.asset_flags["stop_loss"] = stop
                 self.asset_flags["take_profit"] = take
                 flags[:, R["stop_loss"]] = stop.any(axis=1)
@@ -312,7 +312,7 @@ class RiskManager:
                 self.asset_flags["stop_loss"] = self.asset_flags["take_profit"] = self._no_assets
         if (t.min() if per_row else t) < self._cool_max:  # type: ignore[union-attr]
             blocked = (self.cooldown_until > tc) & (w > 0)
-            if _nz(blocked):
+            if nz(blocked):
                 flags[:, R["cooldown"]] |= blocked.any(axis=1)
                 w[blocked] = 0.0
 
@@ -342,18 +342,18 @@ class RiskManager:
         # 7. drawdown: reduce-only, or all to cash
         if self._abnormal:
             reducing = self.state == REDUCING
-            if _nz(reducing):
+            if nz(reducing):
                 np.minimum(w, np.where(reducing[:, None], current, np.inf), out=w)
                 flags[:, R["drawdown_reduce"]] = reducing
             halted = self.state == HALTED
-            if _nz(halted):
+            if nz(halted):
                 w[halted] = 0.0
                 flags[:, R["drawdown_halt"]] = halted
 
         # 8. volatility ceiling and VaR (both homogeneous of degree 1 in the weights)
         self._scale_for_vol_and_var(w, t)
 
-        if _nz(flags):
+        if nz(flags):
             self.counts += flags
             if self._debug:
                 for k in np.flatnonzero(flags.any(axis=1)):
@@ -366,7 +366,7 @@ class RiskManager:
             regime = mr.regime[t].astype(np.int64)
             mult = lim.regime_mult[np.arange(self.k), regime] if per_row else lim.regime_mult[:, int(regime)]
             cut = (mult < 1.0) & (w.sum(axis=1) > 0)
-            if _nz(cut):
+            if nz(cut):
                 w *= mult[:, None]
                 flags[:, R["regime"]] = cut
         if np.isfinite(lim.kelly_fraction).any():
@@ -376,7 +376,7 @@ class RiskManager:
                 lim.kelly_fraction[:, None] * np.maximum(mr.kelly[t], 0.0),
             )
             over = w > cap + TOL
-            if _nz(over):
+            if nz(over):
                 np.minimum(w, cap, out=w)
                 flags[:, R["kelly"]] = over.any(axis=1)
         if lim.vol_sizing.any():
@@ -384,14 +384,10 @@ class RiskManager:
             ref = np.median(vol, axis=-1, keepdims=True)
             scale = np.where(vol > ref, ref / np.maximum(vol, 1e-12), 1.0)
             sized = lim.vol_sizing[:, None] & (scale < 1.0) & (w > 0)
-            if _nz(sized):
+            if nz(sized):
                 w = np.where(lim.vol_sizing[:, None], w * scale, w)
                 flags[:, R["vol_sizing"]] = sized.any(axis=1)
         return w
-
-    def portfolio_returns(self, w: np.ndarray, t: int | np.ndarray) -> np.ndarray:
-        """Trailing daily returns [K, L] of weights `w` over the last max(vol, VaR) lookback."""
-        return self.trailing.of(w, t)
 
     def _scale_for_vol_and_var(self, w: np.ndarray, t: int | np.ndarray) -> None:
         lim = self.limits
@@ -402,7 +398,7 @@ class RiskManager:
         var, cvar = rules.value_at_risk(p[:, -lim.var_lookback :], lim.var_confidence, lim.var_method, self._z)
         scale = rules.exposure_scale(vol, var, lim.vol_target, lim.var_limit)
         cut = scale < 1.0
-        if _nz(cut):
+        if nz(cut):
             # a hair below the limit so that the scaled portfolio passes `<= limit` in floating point
             scale[cut] *= 1.0 - 1e-9
             w *= scale[:, None]

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
+from wealtharena.arrays import nz
 from wealtharena.portfolio.limits import RiskLimits
 
 NORMAL, REDUCING, HALTED = 0, 1, 2
 TOL = 1e-9
-_nz = np.count_nonzero  # the cheapest "any" on a small bool array
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -53,13 +53,13 @@ def drawdown_transition(
     after `resume_after` days with the peak reset (never with -1). Returns the masks of the books that
     resumed from a halt today and of those that left reduce-only by its time limit."""
     halt = (dd >= limits.halt_drawdown) & (state != HALTED)
-    if _nz(halt):
+    if nz(halt):
         state[halt] = HALTED
         np.copyto(since, t, where=halt)
     resume = np.zeros(len(state), dtype=bool)
-    if _nz(state == HALTED):
+    if nz(state == HALTED):
         resume = (state == HALTED) & (limits.resume_after >= 0) & (t - since >= limits.resume_after) & ~halt
-        if _nz(resume):
+        if nz(resume):
             state[resume] = NORMAL
             peak[resume] = value[resume]
             dd[resume] = 0.0
@@ -68,7 +68,7 @@ def drawdown_transition(
     np.copyto(since, t, where=enter)
     state[(state == REDUCING) & (dd < limits.max_drawdown)] = NORMAL
     expire = (state == REDUCING) & (limits.reduce_after >= 0) & (t - since >= limits.reduce_after)
-    if _nz(expire):
+    if nz(expire):
         state[expire] = NORMAL
         peak[expire] = value[expire]
         dd[expire] = 0.0
@@ -89,7 +89,7 @@ def exits(
 def cap_positions(w: np.ndarray, cap: np.ndarray) -> np.ndarray | None:
     """Cut every weight above `cap` ([K, 1]) to it, in place; the mask of capped holdings, or None."""
     capped = w > cap
-    if not _nz(capped):
+    if not nz(capped):
         return None
     np.minimum(w, cap, out=w)
     return capped
@@ -110,7 +110,7 @@ def correlation_cuts_bits(
     conflict = hot_bits & bitsets(big)[:, None]  # [K, N]
     conflict = np.where(big, conflict, np.uint64(0))
     undecided = conflict != 0
-    if not _nz(undecided):
+    if not nz(undecided):
         return None
     order = np.argsort(-w, axis=1, kind="stable")
     visited = np.bitwise_or.accumulate(bits[order], axis=1)  # inclusive prefix, in visit order
@@ -120,7 +120,7 @@ def correlation_cuts_bits(
     kept = np.zeros(k, dtype=np.uint64)
     cut = np.zeros(undecided.shape, dtype=bool)
     for _ in range(n + 1):  # each round decides at least one holding
-        if not _nz(undecided):
+        if not nz(undecided):
             break
         open_ = (kept | bitsets(undecided))[:, None]
         cut_now = undecided & ((higher & kept[:, None]) != 0)
@@ -139,7 +139,7 @@ def correlation_cuts_masks(w: np.ndarray, hot: np.ndarray, min_weight: np.ndarra
     n = w.shape[1]
     big = w > min_weight
     conflict = hot & big[:, :, None] & big[:, None, :] & ~np.eye(n, dtype=bool)
-    if not _nz(conflict):
+    if not nz(conflict):
         return None
     order = np.argsort(-w, axis=1, kind="stable")
     rank = np.empty_like(order)
@@ -150,7 +150,7 @@ def correlation_cuts_masks(w: np.ndarray, hot: np.ndarray, min_weight: np.ndarra
     undecided = conflict.any(axis=2)
     kept = np.zeros(undecided.shape, dtype=np.float32)
     cut = np.zeros_like(undecided)
-    while _nz(undecided):
+    while nz(undecided):
         cut_now = undecided & (np.matmul(higher, kept[:, :, None])[:, :, 0] > 0.0)
         keep_now = undecided & ~(np.matmul(higher, (kept + undecided)[:, :, None])[:, :, 0] > 0.0)
         kept += keep_now
@@ -165,7 +165,7 @@ def cap_leverage(w: np.ndarray, max_leverage: np.ndarray) -> np.ndarray | None:
     scaled, or None."""
     total = np.add.reduce(w, 1)
     over = total > max_leverage + TOL
-    if not _nz(over):
+    if not nz(over):
         return None
     w *= np.where(over, max_leverage / np.maximum(total, 1e-300), 1.0)[:, None]
     return over

@@ -22,7 +22,7 @@ action a. The value function then also sees z = the assets' realised log returns
 days (`CriticInputs` adds them to the train batch from the training env's infos) and what the
 agent's current book would earn on them. Only the learner sees z: the policy's inputs are the
 observation alone, and evaluation and inference envs never produce z. Measured on the default
-config: value loss about 20% lower, validation learning no better (docs/architecture.md), since
+config: value loss about 20% lower, validation learning no better (docs/studies/learning.md), since
 most of the advantage's noise is the sampled action's own, which no baseline removes.
 
 The action distribution is a diagonal Gaussian with a learnt, state-independent log-std (one per
