@@ -17,7 +17,6 @@ makes twice the passes, and it does not shuffle before the first pass.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,7 +39,6 @@ class TensorMinibatches:
         minibatch_size: int | None,
         shuffle: bool,
         device: Any = None,
-        cyclic: bool = False,
     ):
         self.columns = {mid: {k: _tensor(v, device) for k, v in pb.items()} for mid, pb in batch.policy_batches.items()}
         self.sizes = {mid: len(pb) for mid, pb in batch.policy_batches.items()}
@@ -49,41 +47,13 @@ class TensorMinibatches:
         self.minibatch_size = minibatch_size
         self.shuffle = shuffle
         self.device = device
-        self.cyclic = cyclic
 
     def __iter__(self) -> Iterator[MultiAgentBatch]:
-        if self.cyclic and self.minibatch_size:
-            yield from self._cyclic()
-            return
         for _ in range(self.num_epochs):
             chunks = {mid: self._chunks(n) for mid, n in self.sizes.items()}
             for step in range(max(len(c) for c in chunks.values())):
                 out = {mid: SampleBatch(self._rows(mid, c[step])) for mid, c in chunks.items() if step < len(c)}
                 yield MultiAgentBatch(out, self.env_steps)
-
-    def _cyclic(self) -> Iterator[MultiAgentBatch]:
-        """RLlib's schedule: `minibatch_size` rows of every policy per step (a policy's next pass, reshuffled,
-        starts inside a minibatch when its rows run out) until the policy with most rows made `num_epochs`."""
-        size = int(self.minibatch_size or 0)
-        order = {mid: self._permutation(n) for mid, n in self.sizes.items()}
-        start = dict.fromkeys(self.sizes, 0)
-        passes = dict.fromkeys(self.sizes, 0)
-        while min(passes.values()) < self.num_epochs:
-            out = {}
-            for mid, n in self.sizes.items():
-                parts, need, s = [], size, start[mid]
-                while s + need >= n:
-                    parts.append(order[mid][s:])
-                    need -= n - s
-                    s = 0
-                    passes[mid] += 1
-                    order[mid] = self._permutation(n)
-                if need > 0:
-                    parts.append(order[mid][s : s + need])
-                    s += need
-                start[mid] = s
-                out[mid] = SampleBatch(self._rows(mid, torch.cat(parts).to(self.device)))
-            yield MultiAgentBatch(out, self.env_steps)
 
     def _permutation(self, n: int) -> torch.Tensor:
         return torch.from_numpy(np.random.permutation(n)) if self.shuffle else torch.arange(n)
@@ -97,7 +67,7 @@ class TensorMinibatches:
         nearly equal minibatches; [None] (the whole batch as it is) when minibatch_size is None."""
         if not self.minibatch_size:
             return [None]
-        order = torch.from_numpy(np.random.permutation(n)) if self.shuffle else torch.arange(n)
+        order = self._permutation(n)
         parts = max(1, round(n / self.minibatch_size))
         return [c.to(self.device) for c in torch.tensor_split(order, parts)]
 
@@ -148,7 +118,6 @@ class LeanUpdates:
             minibatch_size,
             shuffle_batch_per_epoch and num_epochs > 1,
             self._device,  # type: ignore[attr-defined]
-            cyclic=os.environ.get("WEALTHARENA_CYCLIC") == "1",
         )
 
     def apply_gradients(self, gradients_dict: dict[Any, torch.Tensor]) -> None:
