@@ -42,6 +42,7 @@ from wealtharena.cli import run_cli, setup_logging
 from wealtharena.config import load_config
 from wealtharena.data import load_market_data
 from wealtharena.errors import CheckpointError, ConfigError
+from wealtharena.training.checkpoints import config_of_checkpoint
 from wealtharena.training.runtime import ray_session
 
 log = logging.getLogger("wealtharena.train")
@@ -53,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--config",
         default=None,
         help="YAML config: a path, or a name under config/ (default: config/default.yaml; with "
-        "--mode evaluate, the checkpoint's own config)",
+        "--checkpoint, the checkpoint's own config)",
     )
     p.add_argument(
         "--mode",
@@ -65,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--algorithm", choices=["ppo", "a2c", "sac"], help="override training.algorithm")
     p.add_argument(
         "--checkpoint",
-        help="checkpoint folder (or run folder) to evaluate or to resume from; with "
+        help="checkpoint folder, or run folder (its best to evaluate, its latest to resume from); with "
         "--mode evaluate --seeds, the experiment folder",
     )
     p.add_argument(
@@ -119,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             evaluate_path(args.checkpoint, split, args.config, overrides)
         return 0
 
-    cfg = load_config(args.config, overrides)  # 1. the typed config
+    if args.checkpoint and args.config is None and args.mode == "train":  # resume: the run's own config
+        cfg = config_of_checkpoint(args.checkpoint, overrides)
+    else:
+        cfg = load_config(args.config, overrides)  # 1. the typed config
     if args.mode == "walkforward":
         return walkforward_mode(args, cfg, overrides)
     data = prepare_data(cfg)  # 2-4. market data -> features -> env data, once

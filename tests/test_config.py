@@ -147,3 +147,12 @@ def test_overrides_never_change_the_callers_dict():
     raw = {"env": {"episode_length": 100}}
     cfg = coerce_config(raw, {"env.episode_length": 5})
     assert cfg.env.episode_length == 5 and raw == {"env": {"episode_length": 100}}
+
+
+def test_a_recorded_config_takes_overrides_on_a_copy():
+    recorded = Config(seed=3).model_dump(mode="json")
+    cfg = config_from_dict(recorded, source="ckpt", overrides={"training.iterations": 7})
+    assert cfg.training.iterations == 7 and cfg.seed == 3
+    assert recorded["training"]["iterations"] == Config().training.iterations
+    with pytest.raises(ConfigError, match=r"training\.iterations"):
+        config_from_dict(recorded, source="ckpt", overrides={"training.iterations": "many"})

@@ -19,6 +19,8 @@ from wealtharena.evaluation.report import ReportSection, render, write_results
 from wealtharena.evaluation.seeds import aggregate
 from wealtharena.evaluation.seeds import render as render_seeds
 from wealtharena.training.checkpoints import (
+    LATEST,
+    META_FILE,
     best_or_latest,
     check_compatible,
     config_of_checkpoint,
@@ -177,4 +179,8 @@ def report_seeds(results: dict[int, Backtest], folder: Path, split: str) -> None
 
 
 def evaluate_path(checkpoint: str, split: str, config: str | None, overrides: dict) -> Backtest:
-    return evaluate_checkpoint(resolve_checkpoint(checkpoint), split, config, overrides)
+    """A checkpoint folder, or a run folder (its best checkpoint, else its latest), on `split`."""
+    local = Path(checkpoint)
+    is_run = "://" not in checkpoint and (local / LATEST).is_file() and not (local / META_FILE).exists()
+    path = best_or_latest(local) if is_run else resolve_checkpoint(checkpoint)
+    return evaluate_checkpoint(path, split, config, overrides)

@@ -60,8 +60,13 @@ def load_config(
     return config_from_dict(raw, source=str(file))
 
 
-def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
-    """Validate a plain dict (an RLlib `env_config`, a test's inline config) into a `Config`."""
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>", overrides: dict[str, Any] | None = None) -> Config:
+    """Validate a plain dict (an RLlib `env_config`, a test's inline config, a checkpoint's record) into a
+    `Config`, with dotted `overrides` merged into a copy first."""
+    if overrides:
+        raw = copy.deepcopy(raw)
+        for key, value in overrides.items():
+            _set_dotted(raw, key, value, Path(source))
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:

@@ -8,11 +8,13 @@
 from gymnasium.envs.registration import register, registry
 
 from wealtharena.envs.data import EnvData, load_env_data
+from wealtharena.envs.spec import EnvOptions
 from wealtharena.envs.trading_env import TradingEnv
 from wealtharena.envs.vector_env import TradingVectorEnv
 
 __all__ = [
     "EnvData",
+    "EnvOptions",
     "MultiAgentTradingEnv",
     "MultiAgentTradingVectorEnv",
     "TradingEnv",

@@ -174,8 +174,9 @@ def check_compatible(cfg: Config, meta: CheckpointMeta, path: Path) -> None:
         )
 
 
-def config_of_checkpoint(path: str | Path) -> Config:
-    return config_from_dict(read_meta(resolve_checkpoint(path)).config, source=str(path))
+def config_of_checkpoint(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """The config a checkpoint was trained with (its record's resolved config), with dotted `overrides`."""
+    return config_from_dict(read_meta(resolve_checkpoint(path)).config, source=str(path), overrides=overrides)
 
 
 def run_checkpoint(run: Path, iteration: int | None) -> Path:
