@@ -86,9 +86,8 @@ def build_algorithm_config(cfg: Config, data: EnvData, seed: int | None = None) 
         )
         # RLlib hands each env runner its config as an object-store reference; Ray cannot restart an actor
         # whose constructor arguments live in the object store reliably (ray-project/ray#53727), so runners
-        # are not restarted in place: a failed runner stops the run with its error, and the run resumes
-        # from its latest checkpoint (`train.py --checkpoint`). The env is deterministic: a failure is a
-        # bug or a lost node, not noise to retry.
+        # are not restarted in place: `Run` catches a runner's death and rebuilds the runner set from the
+        # learner's weights (`runtime.replace_env_runners`).
         .fault_tolerance(restart_failed_env_runners=False)
         .debugging(seed=cfg.seed if seed is None else seed, log_level="ERROR")
         .reporting(metrics_num_episodes_for_smoothing=20)
