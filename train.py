@@ -110,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds and args.checkpoint and args.mode == "train":
         raise ConfigError("--seeds trains new runs; resume them one at a time with --checkpoint")
     overrides = {k: v for k, v in {"training.algorithm": args.algorithm, "seed": args.seed}.items() if v is not None}
+    if args.iterations is not None and args.mode == "tune":  # each trial's budget (ASHA's max_t)
+        overrides["training.iterations"] = args.iterations
+    if args.iterations is not None and args.mode == "walkforward":
+        raise ConfigError(
+            "--iterations does not apply to --mode walkforward: set training.iterations (the first window) and "
+            "walkforward.warm_iterations (each later window) in the config"
+        )
     if args.mode == "evaluate":  # a checkpoint (its own config unless --config), or an experiment's seeds
         if not args.checkpoint:
             raise CheckpointError("--mode evaluate needs --checkpoint PATH (a run folder or one of its checkpoints)")

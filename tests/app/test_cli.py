@@ -66,3 +66,10 @@ def test_a_plain_run_starts_its_own_session_beside_a_running_cluster(ray_local, 
     assert proc.returncode == 0, proc.stderr[-3000:]
     node = re.search(r"env runner 1 \(pid \d+\) on node (\w+)", proc.stderr)
     assert node is not None and not ray.get_runtime_context().get_node_id().startswith(node.group(1))
+
+
+def test_iterations_in_walkforward_mode_is_refused_with_the_keys_that_set_it(tmp_path):
+    """Walk-forward windows take their budgets from the config; a flag it would ignore is an error instead."""
+    proc = _run(["--mode", "walkforward", "--iterations", "3"], tmp_path, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "walkforward.warm_iterations" in proc.stderr and "training.iterations" in proc.stderr
