@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -107,14 +108,16 @@ def test_the_other_modes_run_as_written_with_the_smallest_budget(tmp_path):
     assert "report:" in run(evaluate.replace("checkpoints/default/<run>", str(run_dir))).stdout
     resume = next(c for c in commands if c.startswith("python train.py --checkpoint"))
     run(resume.replace("checkpoints/default/<run>", str(run_dir)) + " --iterations 1 --no-progress")
-    # The tune command as written (its trials' runners fitted to this session), on the default config with one
-    # trial of one iteration instead of four: each trial starts its own runners, which the smallest budget cannot
-    # shorten.
+    # The tune command as written (its trials' runners fitted to the local Ray cluster's CPUs), on the default
+    # config with one trial instead of four: each trial starts its own runners, which the smallest budget cannot
+    # shorten. --iterations is each trial's budget.
     raw = yaml.safe_load((PROJECT_ROOT / "config" / "default.yaml").read_text())
     raw.setdefault("training", {}).setdefault("tune", {})["num_samples"] = 1
     (tmp_path / "one_trial.yaml").write_text(yaml.safe_dump(raw))
     tune = next(c for c in commands if "--mode tune" in c)
     assert "best trial checkpoint:" in run(tune + " --config one_trial.yaml --iterations 1 --no-progress").stdout
+    (progress,) = (tmp_path / "checkpoints" / "default" / "tune").rglob("progress.csv")
+    assert pd.read_csv(progress)["training_iteration"].max() == 1
     rules = next(c for c in commands if "wealtharena.evaluation.rules" in c)
     assert "equal weight" in run(rules).stdout
     download = next(c for c in commands if c.startswith("python download_data.py"))
