@@ -1,7 +1,14 @@
 """Helpers several test modules share: a stand-in episode-start generator, a hand-built market-signals view
-for routers, momentum rules per profile (a `Policy` for the desk), and the risk gate's violation count."""
+for routers, momentum rules per profile (a `Policy` for the desk), the risk gate's violation count, and the
+processes a command left behind."""
 
 from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
 
 import numpy as np
 
@@ -90,3 +97,41 @@ def violations(rm, mr, out, t, current, state_before_halt):
         if rm.state[k] == REDUCING:
             bad += int((w > current[k] + 1e-9).any())
     return bad
+
+
+TAG = "WEALTHARENA_TEST_TAG"
+
+
+def tagged_env() -> tuple[dict[str, str], str]:
+    """This process's environment plus a fresh tag: every process a command started with it (Ray's GCS, raylet
+    and workers inherit the environment) carries the tag, also after the command has exited."""
+    tag = uuid.uuid4().hex
+    return {**os.environ, TAG: tag}, tag
+
+
+def leftover_processes(tag: str, wait_s: float = 15.0) -> list[str]:
+    """'pid name' of every live process whose environment holds `tag`, after waiting up to `wait_s` for them
+    to go (Ray's processes exit a few seconds after their driver). Those still there are killed, so that a
+    failing test leaves nothing running either."""
+    needle = f"{TAG}={tag}".encode()
+    deadline = time.monotonic() + wait_s
+    while True:
+        found: dict[int, str] = {}
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                if needle in (proc / "environ").read_bytes().split(b"\0"):
+                    if (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z":
+                        found[int(proc.name)] = (proc / "comm").read_text().strip()
+            except OSError:
+                continue
+        if not found or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return [f"{pid} {name}" for pid, name in sorted(found.items())]

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.helpers import leftover_processes, tagged_env
 from wealtharena.config import PROJECT_ROOT
 
 DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").rglob("*.md"))]
@@ -88,7 +89,7 @@ def test_the_readme_snippet_runs(tmp_path):
 def test_the_other_modes_run_as_written_with_the_smallest_budget(tmp_path):
     """Each command under the README's "Other modes" that trains, tunes or evaluates, on the default config
     with `--iterations 1`, in the order a user would (train with SAC, evaluate it, resume it, tune), plus the
-    command-line studies and the data download."""
+    command-line studies and the data download; none leaves a process behind."""
     other = PROJECT_ROOT / "README.md"
     block = other.read_text().split("## Other modes", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     commands = [c.split("  #")[0].strip() for c in block.strip().splitlines()]
@@ -97,8 +98,12 @@ def test_the_other_modes_run_as_written_with_the_smallest_budget(tmp_path):
         words = shlex.split(command)
         if words[1].endswith(".py"):  # a script of the project, run from a fresh working folder
             words[1] = str(PROJECT_ROOT / words[1])
-        proc = subprocess.run([sys.executable, *words[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+        env, tag = tagged_env()
+        proc = subprocess.run(
+            [sys.executable, *words[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=1800, env=env
+        )
         assert proc.returncode == 0, f"{command}\n{proc.stderr[-3000:]}"
+        assert leftover_processes(tag) == [], command  # the command's Ray processes ended with it
         return proc
 
     sac = next(c for c in commands if "--algorithm sac" in c)

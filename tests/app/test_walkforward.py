@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import TINY
+from tests.helpers import leftover_processes, tagged_env
 from wealtharena.app.walkforward import plan_windows, run_window, window_config, window_data
 from wealtharena.config import PROJECT_ROOT, coerce_config
 from wealtharena.errors import ConfigError
@@ -139,7 +140,7 @@ def test_a_stitched_track_is_the_concatenation_of_its_test_periods():
 @pytest.mark.slow
 def test_a_killed_walkforward_resumes_at_the_next_window(tmp_path):
     """kill -9 while the third window trains; the same command again reuses the two finished windows (same
-    key), trains the third and writes the report."""
+    key), trains the third, writes the report and leaves no process behind."""
     cfg = yaml.safe_load(TINY.read_text())
     cfg["walkforward"] = {"first_test_year": 2020, "warm_iterations": 1, "bootstrap_reps": 200}
     cfg["tracking"] = {"mlflow": {"enabled": False}}
@@ -154,8 +155,15 @@ def test_a_killed_walkforward_resumes_at_the_next_window(tmp_path):
         "walkforward",
         "--no-progress",
     ]
+    killed_env, killed_tag = tagged_env()
     proc = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=killed_env,
     )
     deadline = time.monotonic() + 400
     try:
@@ -170,11 +178,14 @@ def test_a_killed_walkforward_resumes_at_the_next_window(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    assert leftover_processes(killed_tag) == []  # Ray's processes die with their driver
     root = tmp_path / "checkpoints" / "tiny" / "walkforward-s0"
     done = {p.parent.name: p.stat().st_mtime for p in root.glob("*/result.json")}
     assert set(done) == {"2020", "2021"}
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    env, tag = tagged_env()
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert leftover_processes(tag) == []
     assert "window 2020 (1/3) reused" in again.stderr and "window 2021 (2/3) reused" in again.stderr
     assert "window 2022 (3/3) 1 iterations" in again.stderr
     assert {p.parent.name: p.stat().st_mtime for p in root.glob("*/result.json") if p.parent.name in done} == done
