@@ -185,3 +185,25 @@ def test_critic_inputs_ride_along_with_their_observations_and_feed_the_values(ra
         algo.train()
     finally:
         algo.stop()
+
+
+def test_remote_runners_sample_with_the_learners_weights_value_function_included(ray_local, tiny_config, sample_data):
+    """After updates every remote runner holds the learner's whole module state: the runner computes the values
+    GAE reads, so a value function left at its first weights there would bias every advantage."""
+    from wealtharena.training.algorithms import build_algorithm_config
+
+    cfg = _with(tiny_config, num_env_runners=1, num_envs_per_env_runner=2)
+    algo = build_algorithm_config(cfg, sample_data).build_algo()
+    try:
+        first = algo.learner_group._learner.module.get_state()
+        for _ in range(2):
+            algo.train()
+        learner = algo.learner_group._learner.module.get_state()
+        (runner,) = algo.env_runner_group.foreach_env_runner(lambda r: r.module.get_state(), local_env_runner=False)
+        for mid, state in learner.items():
+            assert set(runner[mid]) == set(state)
+            assert any(not np.array_equal(v, first[mid][k]) for k, v in state.items() if "vf" in k or "value" in k)
+            for key, value in state.items():
+                np.testing.assert_array_equal(runner[mid][key], value, err_msg=f"{mid}.{key}")
+    finally:
+        algo.stop()
